@@ -1,0 +1,83 @@
+"""Failure alerts an on-call engineer can act on (docs/alerts.md).
+
+A product whose spec has an ``alerts`` block (``email`` and/or ``webhook_conn_id``) gets
+:func:`failure_callbacks` as the ``on_failure_callback`` of every task (Airflow calls it only
+once no retry is left, so retries never spam) and :func:`warn_callbacks` as the quality gate's
+``on_success_callback`` (a ``[WARN]`` message when the gate's outcome is ``warn``).
+
+Settings, in Airflow's ``[dataproducts]`` section (env ``AIRFLOW__DATAPRODUCTS__*``), read when
+the DAG is built:
+
+- ``alerts_smtp_conn_id``: the SMTP connection; default ``[email] email_conn_id``, else
+  ``smtp_default``;
+- ``alerts_from_email``: the sender; default ``[email] from_email``, else the SMTP connection's
+  ``from_email`` extra.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dag_factory.alerts.message import (
+    FAILURE, QUALITY_WARN, AlertMessage, ProductProfile, failure_message, warn_message,
+)
+from dag_factory.alerts.notifiers import (
+    EmailAlertNotifier, ProductAlertNotifier, SlackAlertNotifier, WebhookAlertNotifier,
+    alert_notifiers, slack_available,
+)
+
+if TYPE_CHECKING:
+    from dag_factory.spec.models import ProductSpec
+
+DEFAULT_SMTP_CONN_ID = "smtp_default"
+
+__all__ = [
+    "FAILURE", "QUALITY_WARN", "AlertMessage", "EmailAlertNotifier", "ProductAlertNotifier",
+    "ProductProfile", "SlackAlertNotifier", "WebhookAlertNotifier", "alert_notifiers",
+    "failure_callbacks", "failure_message", "has_alerts", "slack_available", "smtp_conn_id",
+    "warn_callbacks", "warn_message",
+]
+
+
+def _conf_get(section: str, key: str) -> str | None:
+    from airflow.sdk import conf
+
+    value = conf.get(section, key, fallback=None)
+    return value or None
+
+
+def smtp_conn_id() -> str:
+    """The SMTP connection id: ``[dataproducts] alerts_smtp_conn_id``, else Airflow's
+    ``[email] email_conn_id``, else ``smtp_default``."""
+    return (_conf_get("dataproducts", "alerts_smtp_conn_id")
+            or _conf_get("email", "email_conn_id") or DEFAULT_SMTP_CONN_ID)
+
+
+def from_email() -> str | None:
+    """The sender: ``[dataproducts] alerts_from_email``, else ``[email] from_email``, else None
+    (the SMTP connection's ``from_email`` extra is used)."""
+    return _conf_get("dataproducts", "alerts_from_email") or _conf_get("email", "from_email")
+
+
+def has_alerts(spec: "ProductSpec") -> bool:
+    """Whether the spec's ``alerts`` block names any destination."""
+    return bool(spec.alerts.email or spec.alerts.webhook_conn_id)
+
+
+def _callbacks(spec: "ProductSpec", kind: str) -> list[ProductAlertNotifier]:
+    if not has_alerts(spec):
+        return []
+    return alert_notifiers(ProductProfile.from_spec(spec), email=list(spec.alerts.email),
+                           webhook_conn_id=spec.alerts.webhook_conn_id, kind=kind,
+                           smtp_conn_id=smtp_conn_id(), from_email=from_email())
+
+
+def failure_callbacks(spec: "ProductSpec") -> list[ProductAlertNotifier]:
+    """The ``on_failure_callback`` list of a product's tasks; empty without ``alerts``."""
+    return _callbacks(spec, FAILURE)
+
+
+def warn_callbacks(spec: "ProductSpec") -> list[ProductAlertNotifier]:
+    """The quality gate's ``on_success_callback`` list (sends only on a ``warn`` outcome);
+    empty without ``alerts``."""
+    return _callbacks(spec, QUALITY_WARN)

@@ -1,0 +1,54 @@
+"""Build every DAG of a products folder; what the loader module in ``products/`` calls."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+
+from dag_factory.build.dag import build_product_dag
+from dag_factory.build.invalid import build_invalid_dag, placeholder_dag_id
+from dag_factory.spec.errors import SpecError, SpecIssue
+from dag_factory.spec.loading import load_products
+
+log = logging.getLogger("dag_factory.loader")
+
+
+def build_dags(folder: Path | str) -> dict:
+    """One DAG per product file of ``folder``: the product's DAG, or its error placeholder.
+
+    Errors are logged (they show in the DAG processor log). A file whose DAG fails to build
+    for an unexpected reason becomes a placeholder too; nothing here raises for one bad file.
+
+    Returns:
+        dag_id -> DAG.
+    """
+    folder = Path(folder)
+    collecting = gc.isenabled()
+    gc.disable()  # everything built stays referenced: collecting mid-build only costs time
+    try:
+        return _build_dags(folder)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build_dags(folder: Path) -> dict:
+    result = load_products(folder)
+    majors = {name: p.spec.major_version for name, p in result.products.items()}
+    dags: dict = {}
+    errors = dict(result.errors)
+    for name, product in result.products.items():
+        try:
+            dags[name] = build_product_dag(product, majors, folder)
+        except Exception as exc:  # noqa: BLE001 - isolate one product's failure from the rest
+            log.exception("product file %s: building the DAG failed", product.path)
+            errors[product.path] = SpecError([SpecIssue(str(product.path), 1, 1, "",
+                                                        f"building the DAG failed: {exc}")])
+            result.claimed_names[product.path] = name
+            dags.pop(name, None)
+    for path, error in sorted(errors.items()):
+        log.error("invalid product file %s:\n%s", path, error)
+        dag_id = placeholder_dag_id(path, result.claimed_names.get(path), set(dags))
+        dags[dag_id] = build_invalid_dag(dag_id, path, error)
+    return dags

@@ -1,0 +1,1 @@
+"""The ``dataproducts`` command line."""

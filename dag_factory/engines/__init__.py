@@ -1,0 +1,1 @@
+"""SQL engines that run a product's transform and quality gate (DuckDB is the default)."""

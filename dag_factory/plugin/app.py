@@ -1,0 +1,98 @@
+"""The ``dataproducts`` Airflow plugin: JSON API and SLO page, mounted at ``/dataproducts``.
+
+Every route requires an authenticated Airflow user (Airflow's own ``get_user`` dependency:
+no token or cookie -> 401) and shows only products whose DAG the auth manager lets that user
+read (a product the user cannot read -> 404 on its route, absent from lists).
+Registered through the ``airflow.plugins`` entry point, so ``pip install`` is enough.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import GetUserDep
+from airflow.plugins_manager import AirflowPlugin
+
+from dag_factory import __version__
+from dag_factory.plugin import page
+from dag_factory.plugin.status import collect, to_jsonable
+
+URL_PREFIX = "/dataproducts"
+
+app = FastAPI(
+    title="Data products",
+    version=__version__,
+    description="SLO status of the data products built by airflow-dataproducts: freshness, "
+                "success rate and quality pass rate with error budgets and burn rates, recent "
+                "runs, quality gate history and invalid product files. Every route needs an "
+                "authenticated Airflow user and returns only products whose DAG they may read.",
+)
+
+
+def readable_dag_ids(user: GetUserDep, session: SessionDep) -> set[str]:
+    """The dag_ids the requesting user may read (the auth manager decides)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
+
+
+ReadableDep = Annotated[set, Depends(readable_dag_ids)]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@app.get("/products", summary="Every readable product's SLO status")
+def list_products(readable: ReadableDep, session: SessionDep) -> dict[str, Any]:
+    """``{"products": [ProductStatus...], "invalid_specs": [InvalidSpec...], "evaluated_at"}``;
+    the runs of each product are left out here (see ``GET /products/{name}``)."""
+    statuses, invalid = collect(session, readable, _now())
+    products = []
+    for status in statuses:
+        item = to_jsonable(status)
+        item.pop("runs")
+        products.append(item)
+    return {"evaluated_at": _now().isoformat(), "products": products,
+            "invalid_specs": to_jsonable(invalid)}
+
+
+@app.get("/products/{name}", summary="One product: SLIs, recent runs and gate history")
+def get_product(name: str, readable: ReadableDep, session: SessionDep) -> dict[str, Any]:
+    """The product's status with its runs in the SLO window (newest first), each with its
+    partition, state, gate outcome, publish time and failure. 404 when unknown or not
+    readable by this user (no hint which)."""
+    statuses, invalid = collect(session, readable, _now(), only=name)
+    if statuses:
+        return to_jsonable(statuses[0])
+    if invalid:
+        return {"invalid_spec": to_jsonable(invalid[0])}
+    raise HTTPException(status_code=404, detail=f"no product {name!r} you can read")
+
+
+@app.get("/", response_class=HTMLResponse, summary="The SLO page (all products)")
+def overview_page(request: Request, readable: ReadableDep, session: SessionDep) -> str:
+    statuses, invalid = collect(session, readable, _now())
+    return page.overview(statuses, invalid, URL_PREFIX)
+
+
+@app.get("/ui/{name}", response_class=HTMLResponse, summary="The page of one product")
+def product_page(name: str, readable: ReadableDep, session: SessionDep) -> str:
+    statuses, _ = collect(session, readable, _now(), only=name)
+    if not statuses:
+        raise HTTPException(status_code=404, detail=f"no product {name!r} you can read")
+    return page.product(statuses[0], URL_PREFIX)
+
+
+class DataProductsPlugin(AirflowPlugin):
+    """Mounts the app at ``/dataproducts`` and adds the "Data products" navigation entry."""
+
+    name = "dataproducts"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Data products"}]
+    external_views = [{"name": "Data products", "href": f"{URL_PREFIX}/",
+                       "destination": "nav", "url_route": "dataproducts"}]

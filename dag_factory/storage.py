@@ -1,0 +1,79 @@
+"""Where a product's files live under the data folder (write-audit-publish layout).
+
+```
+<data_folder>/landing/...                                   inputs as producers land them
+<data_folder>/_staging/<product>/<run>/inputs/<input>.parquet   ingested inputs
+<data_folder>/_staging/<product>/<run>/output.parquet           transform output (audited)
+<data_folder>/_staging/<product>/<run>/quality.json             quality gate results
+<data_folder>/products/<product>/v<major>/<key>=<value>/        published partitions
+    part-0.parquet, _manifest.json
+<data_folder>/_quality/<product>/<run>.json                     gate results history (SLO engine)
+```
+Staging and published trees share one filesystem, so publish is a rename, not a copy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from dag_factory.config import data_folder
+
+MANIFEST = "_manifest.json"
+PART_FILE = "part-0.parquet"
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # Hive's name for the NULL partition
+
+
+def safe_run_id(run_id: str) -> str:
+    """A run id made safe as one path segment (``manual__2013-01-01T00:00:00+00:00`` -> ...)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:200]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Staging paths of one DAG run of one product."""
+
+    root: Path
+
+    def input_file(self, name: str) -> Path:
+        return self.root / "inputs" / f"{name}.parquet"
+
+    @property
+    def output_file(self) -> Path:
+        return self.root / "output.parquet"
+
+    @property
+    def quality_file(self) -> Path:
+        return self.root / "quality.json"
+
+    @property
+    def publish_dir(self) -> Path:
+        return self.root / "publish"
+
+
+def run_paths(product: str, run_id: str, folder: Path | None = None) -> RunPaths:
+    """Staging paths for ``product``'s run ``run_id`` under the data folder."""
+    return RunPaths((folder or data_folder()) / "_staging" / product / safe_run_id(run_id))
+
+
+def product_root(product: str, major: int, folder: Path | None = None) -> Path:
+    """The published tree of one product version: ``products/<product>/v<major>``."""
+    return (folder or data_folder()) / "products" / product / f"v{major}"
+
+
+def quality_history_file(product: str, run_id: str, folder: Path | None = None) -> Path:
+    """Where the gate result of a run is kept for the SLO engine."""
+    return (folder or data_folder()) / "_quality" / product / f"{safe_run_id(run_id)}.json"
+
+
+def partition_dir_name(key: str, value: str) -> str:
+    """Hive-style directory name ``key=value`` with the value percent-escaped."""
+    return f"{key}={quote(value, safe='-_.:~ ')}".replace(":", "%3A")
+
+
+def partition_value(dir_name: str) -> tuple[str, str]:
+    """Inverse of :func:`partition_dir_name`: ``"flight_date=2013-01-01"`` -> (key, value)."""
+    key, _, value = dir_name.partition("=")
+    return key, unquote(value)

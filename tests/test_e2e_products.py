@@ -46,7 +46,7 @@ def test_demo_dagbag_has_every_product_and_no_import_error():
     assert sorted(bag.dags) == ["delays_weather_daily", "fleet_daily", "flights_daily", "weather_daily"]
     dag = bag.dags["flights_daily"]
     assert [t.task_id for t in dag.tasks] == [
-        "ingest.flights", "ingest.airlines", "transform.run_sql",
+        "pacing", "ingest.flights", "ingest.airlines", "transform.run_sql",
         "quality_gate.verify_contract", "publish.swap_partitions"]
     assert dag.owner == "ops-analytics"
     assert {"dataproduct", "aviation", "domain:aviation"} <= set(dag.tags)
@@ -54,6 +54,7 @@ def test_demo_dagbag_has_every_product_and_no_import_error():
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert dag.task_dict["ingest.flights"].retries == 2
     assert dag.task_dict["quality_gate.verify_contract"].retries == 0
+    assert dag.task_dict["ingest.flights"].upstream_task_ids == {"pacing"}
     downstream = bag.dags["delays_weather_daily"]
     assert type(downstream.timetable).__name__ == "AssetTriggeredTimetable"
     assert [o.uri for o in bag.dags["flights_daily"].task_dict["publish.swap_partitions"].outlets] \

@@ -1,4 +1,4 @@
-"""Build the Airflow DAG of one product: ingest -> transform -> quality_gate -> publish -> export."""
+"""Build the Airflow DAG of one product: pacing -> ingest -> transform -> quality_gate -> publish -> export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup
 
 from dag_factory.alerts import failure_callbacks, warn_callbacks
+from dag_factory.backfill.config import PACING_TASK_ID, PacingConfig
+from dag_factory.backfill.gate import PacingGateOperator
 from dag_factory.build.assets import product_asset
 from dag_factory.build.docs import product_doc_md
 from dag_factory.ingest.operators import IngestOperator, InputArrivalSensor, wait_kwargs
@@ -103,6 +105,9 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
         params={},
     )
     with dag:
+        # backfill runs wait here for the spec's pacing; other runs pass straight through
+        pacing = PacingGateOperator(task_id=PACING_TASK_ID,
+                                    pacing=PacingConfig.from_spec(spec).as_dict())
         with TaskGroup("ingest", tooltip="One task per input port") as ingest:
             for inp in spec.inputs:
                 _ingest_task(spec, inp, majors)
@@ -129,7 +134,7 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
                          for c in spec.output.columns],
                 documentation=spec.description or spec.title,
             )
-        ingest >> transform >> gate >> publish
+        pacing >> ingest >> transform >> gate >> publish
         if spec.output.exports:
             with TaskGroup("export", tooltip="Extra output ports") as export:
                 for index, port in enumerate(spec.output.exports):

@@ -3,15 +3,27 @@
 A product whose spec has an ``alerts`` block (``email`` and/or ``webhook_conn_id``) gets
 :func:`failure_callbacks` as the ``on_failure_callback`` of every task (Airflow calls it only
 once no retry is left, so retries never spam) and :func:`warn_callbacks` as the quality gate's
-``on_success_callback`` (a ``[WARN]`` message when the gate's outcome is ``warn``).
+``on_success_callback`` (a ``[WARN]`` message when the gate's outcome is ``warn``). A failure
+message carries the SLO state after this failure, computed from the plugin's JSON API
+(:mod:`dag_factory.alerts.slo_state`), and the freshness watchdog DAG
+(:mod:`dag_factory.alerts.freshness`, :mod:`dag_factory.build.watchdog`) sends ``[FRESHNESS]``
+alerts, then ``[RESOLVED]``, for products whose data is stale although no run failed.
 
-Settings, in Airflow's ``[dataproducts]`` section (env ``AIRFLOW__DATAPRODUCTS__*``), read when
-the DAG is built:
+Settings, in Airflow's ``[dataproducts]`` section (env ``AIRFLOW__DATAPRODUCTS__*``):
 
-- ``alerts_smtp_conn_id``: the SMTP connection; default ``[email] email_conn_id``, else
-  ``smtp_default``;
-- ``alerts_from_email``: the sender; default ``[email] from_email``, else the SMTP connection's
-  ``from_email`` extra.
+- ``alerts_smtp_conn_id`` (read when the DAG is built): the SMTP connection; default
+  ``[email] email_conn_id``, else ``smtp_default``;
+- ``alerts_from_email`` (when the DAG is built): the sender; default ``[email] from_email``,
+  else the SMTP connection's ``from_email`` extra;
+- ``api_conn_id`` (read when a callback or the watchdog runs; also decides at build time
+  whether the watchdog DAG exists): an http connection to the Airflow API server whose user may
+  read every product DAG; host = base URL (default ``[api] base_url``), login + password
+  exchanged for a JWT at ``POST /auth/token``, or the password alone used as a bearer token;
+  extras ``timeout`` (s, default 10) and ``retries`` (default 1). Unset: failure messages say
+  ``SLO state unavailable: no [dataproducts] api_conn_id configured`` and there is no watchdog.
+  See :mod:`dag_factory.slo.api_client`;
+- ``watchdog_schedule`` (when the DAG is built): the watchdog's schedule, a cron expression
+  or preset, default ``*/15 * * * *``.
 """
 
 from __future__ import annotations
@@ -19,7 +31,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dag_factory.alerts.message import (
-    FAILURE, QUALITY_WARN, AlertMessage, ProductProfile, failure_message, warn_message,
+    FAILURE, FRESHNESS, FRESHNESS_RESOLVED, QUALITY_WARN, AlertMessage, ProductProfile,
+    failure_message, freshness_message, warn_message,
 )
 from dag_factory.alerts.notifiers import (
     EmailAlertNotifier, ProductAlertNotifier, SlackAlertNotifier, WebhookAlertNotifier,
@@ -32,10 +45,11 @@ if TYPE_CHECKING:
 DEFAULT_SMTP_CONN_ID = "smtp_default"
 
 __all__ = [
-    "FAILURE", "QUALITY_WARN", "AlertMessage", "EmailAlertNotifier", "ProductAlertNotifier",
-    "ProductProfile", "SlackAlertNotifier", "WebhookAlertNotifier", "alert_notifiers",
-    "failure_callbacks", "failure_message", "has_alerts", "slack_available", "smtp_conn_id",
-    "warn_callbacks", "warn_message",
+    "FAILURE", "FRESHNESS", "FRESHNESS_RESOLVED", "QUALITY_WARN", "AlertMessage",
+    "EmailAlertNotifier", "ProductAlertNotifier", "ProductProfile", "SlackAlertNotifier",
+    "WebhookAlertNotifier", "alert_notifiers", "failure_callbacks", "failure_message",
+    "freshness_message", "has_alerts", "slack_available", "smtp_conn_id", "warn_callbacks",
+    "warn_message",
 ]
 
 

@@ -1,10 +1,17 @@
-"""One alert message per failure (or per quality-gate warning), built from the Airflow task context.
+"""One alert message per failure (or per quality-gate warning, or per freshness breach), built
+from the Airflow task context.
 
 The message says what an on-call engineer needs to act: product, stage, task, try, data
 interval, the error (or, for a failed quality gate, the failing checks with the measured value
-and the threshold), the owner, the runbook, the Airflow log URL and which SLIs the failure
-counts against. It is built from the callback's task context and the gate's result file only:
-no metadata-DB access (Airflow 3 forbids the ORM in tasks and their callbacks).
+and the threshold), the owner, the runbook, the Airflow log URL, which SLIs the failure
+counts against and the SLO state after this failure. It is built from the callback's task
+context, the gate's result file and the plugin's JSON API (the run history, for the SLO state:
+:mod:`dag_factory.alerts.slo_state`): no metadata-DB access (Airflow 3 forbids the ORM in tasks
+and their callbacks).
+
+The freshness watchdog (:mod:`dag_factory.alerts.freshness`) sends two more kinds:
+``freshness`` (``[FRESHNESS]``, severity FAIL) when a product's newest publish is older than its
+freshness target, and ``freshness_resolved`` (``[RESOLVED]``) when it is fresh again.
 
 Secrets never appear: no connection is read here, every URL in an error text goes through
 :func:`dag_factory.ingest.redact_url`, and so do the runbook and log URLs.
@@ -20,6 +27,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from dag_factory.alerts.slo_state import (
+    FailedRun, compact_state, duration, state_after_failure, state_lines,
+)
 from dag_factory.ingest import redact_url
 from dag_factory.interval import NoDataInterval, resolve_data_interval
 from dag_factory.operator_base import STAGES
@@ -30,8 +40,20 @@ if TYPE_CHECKING:
 
 FAILURE = "failure"
 QUALITY_WARN = "quality_warn"
-KINDS = (FAILURE, QUALITY_WARN)
-SEVERITY = {FAILURE: "FAIL", QUALITY_WARN: "WARN"}
+FRESHNESS = "freshness"
+FRESHNESS_RESOLVED = "freshness_resolved"
+KINDS = (FAILURE, QUALITY_WARN, FRESHNESS, FRESHNESS_RESOLVED)
+#: Severity per kind (the ``X-Dataproducts-Severity`` header, the payload's ``severity``): a
+#: breached freshness SLO is as actionable as a failed run (consumers read stale data now).
+SEVERITY = {FAILURE: "FAIL", QUALITY_WARN: "WARN", FRESHNESS: "FAIL",
+            FRESHNESS_RESOLVED: "RESOLVED"}
+#: The subject's leading tag per kind.
+TAG = {FAILURE: "FAIL", QUALITY_WARN: "WARN", FRESHNESS: "FRESHNESS",
+       FRESHNESS_RESOLVED: "RESOLVED"}
+_COLOR = {FAILURE: "#b00020", QUALITY_WARN: "#9a6700", FRESHNESS: "#b00020",
+          FRESHNESS_RESOLVED: "#1a7f37"}
+_SLACK_ICON = {FAILURE: ":red_circle:", QUALITY_WARN: ":warning:", FRESHNESS: ":hourglass:",
+               FRESHNESS_RESOLVED: ":white_check_mark:"}
 
 #: Longest error text kept in a message; the rest is in the task log.
 MAX_ERROR_CHARS = 1500
@@ -75,16 +97,29 @@ class ProductProfile:
                    success_rate=spec.slo.success_rate,
                    quality_pass_rate=spec.slo.quality_pass_rate, window=spec.slo.window)
 
+    def slo_targets(self):
+        """The targets as an engine :class:`~dag_factory.slo.engine.SloTargets`.
+
+        Raises:
+            ValueError: a malformed duration or percentage (a validated spec has none).
+        """
+        from dag_factory.slo.engine import SloTargets
+
+        return SloTargets.from_spec(self)
+
 
 @dataclass(frozen=True)
 class AlertMessage:
     """One alert, renderable as a subject + text, HTML (email), Slack text and a JSON payload.
 
     Attributes:
-        kind: ``failure`` (a task failed for good) or ``quality_warn`` (the gate warned).
+        kind: ``failure`` (a task failed for good), ``quality_warn`` (the gate warned),
+            ``freshness`` (the watchdog found the freshness SLO breached) or
+            ``freshness_resolved`` (fresh again).
         product: the :class:`ProductProfile`.
         stage: ``ingest`` | ``transform`` | ``quality_gate`` | ``publish`` | ``export`` (or
-            ``unknown``); task_id, run_id: the failed task and its DAG run.
+            ``unknown``), ``freshness`` for the watchdog's kinds; task_id, run_id: the failed
+            task and its DAG run (the watchdog's task and run for its kinds).
         try_number: the try that failed; max_tries: tries allowed (retries + 1), None if unknown.
         interval_start, interval_end: the data interval (ISO 8601), None if the run has none.
         error: ``"<ExceptionType>: <message>"``, trimmed and with URLs redacted, or None
@@ -95,6 +130,15 @@ class AlertMessage:
             "percent"}`` (the last two for missing/invalid/duplicate counts); else None.
         log_url: the Airflow UI URL of the task try's log (redacted), or None.
         slo_impact: one line per SLI this failure counts against.
+        slo_state: the product's SLO state (for ``failure``: after this failure, computed by
+            :func:`dag_factory.alerts.slo_state.state_after_failure`; for the watchdog's kinds:
+            as the API reported it), shape :func:`dag_factory.alerts.slo_state.status_json`;
+            None when unavailable or not applicable.
+        slo_state_unavailable: why ``slo_state`` is missing (``no [dataproducts] api_conn_id
+            configured``, ``API error: HTTP 503 from GET ...``), or None.
+        freshness: for the watchdog's kinds: ``{"age_seconds", "target_seconds",
+            "last_published_at", "episode", "newest_partition": {"start", "end", "run_id"} |
+            None, "last_failure": {...} | None, "dag_url", "slo_page_url"}``; else None.
     """
 
     kind: str
@@ -110,15 +154,22 @@ class AlertMessage:
     quality: dict[str, Any] | None = None
     log_url: str | None = None
     slo_impact: tuple[str, ...] = field(default_factory=tuple)
+    slo_state: dict[str, Any] | None = None
+    slo_state_unavailable: str | None = None
+    freshness: dict[str, Any] | None = None
 
     @property
     def severity(self) -> str:
-        """``FAIL`` or ``WARN``."""
+        """``FAIL``, ``WARN`` or ``RESOLVED`` (see :data:`SEVERITY`)."""
         return SEVERITY[self.kind]
 
     @property
     def alert_id(self) -> str:
-        """A stable key for deduplication downstream: ``<product>/<run_id>/<task_id>/<kind>``."""
+        """A stable key for deduplication downstream: ``<product>/<run_id>/<task_id>/<kind>``;
+        for the watchdog's kinds ``<product>/freshness/<newest publish time or never>``, the
+        same for a breach and its resolution."""
+        if self.kind in (FRESHNESS, FRESHNESS_RESOLVED):
+            return f"{self.product.name}/freshness/{(self.freshness or {}).get('episode')}"
         return f"{self.product.name}/{self.run_id}/{self.task_id}/{self.kind}"
 
     @property
@@ -128,7 +179,10 @@ class AlertMessage:
 
     @property
     def subject(self) -> str:
-        """One line, e.g. ``[FAIL] flights_daily: quality_gate failed for 2013-01-01``."""
+        """One line, e.g. ``[FAIL] flights_daily: quality_gate failed for 2013-01-01`` or
+        ``[FRESHNESS] flights_daily: newest data 31h old, over the 26h freshness target``."""
+        if self.kind in (FRESHNESS, FRESHNESS_RESOLVED):
+            return self._freshness_subject()
         if self.kind == QUALITY_WARN:
             warned = len((self.quality or {}).get("warned", [])) + \
                 (self.quality or {}).get("more_warned", 0)
@@ -136,8 +190,80 @@ class AlertMessage:
                     f"({warned} check{'s' if warned != 1 else ''}); publishing")
         return f"[FAIL] {self.product.name}: {self.stage} failed for {self.interval_label}"
 
+    def _freshness_subject(self) -> str:
+        fresh = self.freshness or {}
+        target = duration(fresh.get("target_seconds"))
+        age = fresh.get("age_seconds")
+        if self.kind == FRESHNESS_RESOLVED:
+            return (f"[RESOLVED] {self.product.name}: fresh again, newest data "
+                    f"{duration(age)} old (target {target})")
+        if age is None:
+            return (f"[FRESHNESS] {self.product.name}: nothing published yet, over the {target} "
+                    "freshness target")
+        return (f"[FRESHNESS] {self.product.name}: newest data {duration(age)} old, over the "
+                f"{target} freshness target")
+
+    def _state_lines(self, heading: str) -> list[str]:
+        if self.slo_state is not None:
+            window = self.slo_state.get("window") or self.product.window
+            return ([f"{heading}: {self.slo_state.get('state')} (window {window})"]
+                    + state_lines(self.slo_state))
+        if self.slo_state_unavailable:
+            return [f"SLO state unavailable: {self.slo_state_unavailable}"]
+        return []
+
+    def _footer(self) -> list[str]:
+        p = self.product
+        return [
+            f"Owner:    {p.owner_team} <{p.owner_email}>",
+            f"Runbook:  {safe_url(p.runbook) if p.runbook else '(none in the spec)'}",
+        ]
+
+    def _freshness_text(self) -> str:
+        p, fresh = self.product, self.freshness or {}
+        age, published = fresh.get("age_seconds"), fresh.get("last_published_at")
+        measured = (f"last publish {duration(age)} ago, at {published}" if age is not None
+                    else "nothing published yet")
+        verdict = "met" if self.kind == FRESHNESS_RESOLVED else "BREACHED"
+        lines = [self.subject, "",
+                 f"Product:   {p.name} v{p.version} - {p.title}",
+                 f"Freshness: {measured} (target {duration(fresh.get('target_seconds'))}): "
+                 f"{verdict}"]
+        newest = fresh.get("newest_partition")
+        if newest:
+            where = interval_label(newest.get("start"), newest.get("end"))
+            lines.append(f"Newest:    partition {where} (run {newest.get('run_id')})")
+        elif published:
+            lines.append("Newest:    partition not in the SLO window's runs (published earlier)")
+        if self.kind == FRESHNESS:
+            failure = fresh.get("last_failure")
+            if failure:
+                where = interval_label(failure.get("partition_start"), failure.get("partition_end"))
+                lines.append(f"Failure:   last failed run {failure.get('run_id')} for {where}: "
+                             f"{failure.get('failed_task') or 'unknown task'} failed")
+                if failure.get("error"):
+                    lines.append(f"           {failure['error'].splitlines()[0]}")
+                if failure.get("log_url"):
+                    lines.append(f"           log: {failure['log_url']}")
+            else:
+                lines.append("Failure:   none on record")
+            lines += ["", "No run has to fail for this alert: check that the DAG is not paused "
+                      "and its runs start, that its inputs landed (a sensor may be waiting) and "
+                      "that the upstream products publish."]
+        else:
+            lines += ["", f"Resolves the freshness alert {self.alert_id}."]
+        state = self._state_lines("SLO state")
+        if state:
+            lines += [""] + state
+        lines += ["", *self._footer(),
+                  f"DAG:      {fresh.get('dag_url') or '(not available)'}",
+                  f"SLO page: {fresh.get('slo_page_url') or '(not available)'}"]
+        return "\n".join(lines)
+
     def text(self) -> str:
         """The message as plain text (the email and Slack bodies, the webhook's ``text``)."""
+        if self.kind in (FRESHNESS, FRESHNESS_RESOLVED):
+            return self._freshness_text()
         p = self.product
         tries = (f", try {self.try_number} of {self.max_tries}" if self.max_tries
                  else f", try {self.try_number}" if self.try_number else "")
@@ -163,12 +289,10 @@ class AlertMessage:
             lines.append("")
         lines.append(f"SLO impact (window {p.window}):")
         lines += [f"  - {line}" for line in self.slo_impact]
-        lines += [
-            "",
-            f"Owner:    {p.owner_team} <{p.owner_email}>",
-            f"Runbook:  {safe_url(p.runbook) if p.runbook else '(none in the spec)'}",
-            f"Log:      {self.log_url or '(not available)'}",
-        ]
+        if self.kind == FAILURE:
+            state = self._state_lines("SLO state after this failure")
+            lines += [""] + state if state else []
+        lines += ["", *self._footer(), f"Log:      {self.log_url or '(not available)'}"]
         return "\n".join(lines)
 
     def _quality_lines(self) -> list[str]:
@@ -196,7 +320,7 @@ class AlertMessage:
         """The text as an HTML email body: escaped, monospaced, with clickable links."""
         escaped = html.escape(self.text(), quote=False)
         linked = _URL.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', escaped)
-        color = "#b00020" if self.kind == FAILURE else "#9a6700"
+        color = _COLOR[self.kind]
         return (f'<div style="border-left: 4px solid {color}; padding-left: 8px">'
                 f'<pre style="font-family: monospace; white-space: pre-wrap">{linked}</pre></div>')
 
@@ -206,15 +330,23 @@ class AlertMessage:
             return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
         first, _, rest = self.text().partition("\n")
-        icon = ":red_circle:" if self.kind == FAILURE else ":warning:"
-        return f"{icon} *{esc(first)}*\n{esc(rest.strip())}"
+        return f"{_SLACK_ICON[self.kind]} *{esc(first)}*\n{esc(rest.strip())}"
 
     def payload(self) -> dict[str, Any]:
         """The webhook's JSON body (``schema: dataproducts.alert/v1``).
 
         ``text`` holds the whole message, so Slack-compatible webhook receivers (Mattermost,
         Rocket.Chat, ...) show it as is; the other keys are structured for incident tools.
+        ``slo_state`` is the state object (:func:`dag_factory.alerts.slo_state.status_json`)
+        with ``unavailable: null``, or ``{"state": null, "unavailable": "<reason>"}``, or null
+        (a ``[WARN]`` message); ``freshness`` is set for the watchdog's kinds only.
         """
+        if self.slo_state is not None:
+            slo_state = {**self.slo_state, "unavailable": None}
+        elif self.slo_state_unavailable:
+            slo_state = {"state": None, "unavailable": self.slo_state_unavailable}
+        else:
+            slo_state = None
         return {
             "schema": "dataproducts.alert/v1",
             "alert_id": self.alert_id,
@@ -240,6 +372,8 @@ class AlertMessage:
                 "freshness": self.product.freshness, "success_rate": self.product.success_rate,
                 "quality_pass_rate": self.product.quality_pass_rate,
                 "window": self.product.window}},
+            "slo_state": slo_state,
+            "freshness": self.freshness,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,34 +381,131 @@ class AlertMessage:
         return asdict(self)
 
 
-def failure_message(context: Mapping[str, Any], profile: ProductProfile) -> AlertMessage:
+def failure_message(context: Mapping[str, Any], profile: ProductProfile, *,
+                    with_slo_state: bool = True, api_client: Any = None) -> AlertMessage:
     """The alert of a task that failed for good (its ``on_failure_callback`` context).
 
     Args:
         context: the Airflow task context (``ti``, ``task``, ``dag_run``, ``exception``...).
         profile: the product's :class:`ProductProfile`.
+        with_slo_state: compute the SLO state after this failure from the plugin's API
+            (:func:`dag_factory.alerts.slo_state.state_after_failure`); False leaves it out.
+        api_client: the API client to use; None builds one from ``[dataproducts] api_conn_id``.
 
     Returns:
         the :class:`AlertMessage`. For the quality gate with a result file, the failing checks
         replace the exception text; without one (the gate broke before verifying) the error
-        is shown.
+        is shown. Without the API (not configured, unreachable) ``slo_state`` is None and
+        ``slo_state_unavailable`` says why; this never raises for an API problem.
     """
     base = _common(context, profile)
     quality = None
     error = format_error(context.get("exception"))
+    gate_record = read_gate_record(profile.name, base["run_id"])
     if base["stage"] == "quality_gate":
-        record = read_gate_record(profile.name, base["run_id"])
-        if record is not None and record.get("outcome") == "fail":
-            quality = quality_summary(record)
+        if gate_record is not None and gate_record.get("outcome") == "fail":
+            quality = quality_summary(gate_record)
             error = None
     if error is None and quality is None:
         error = ("no exception was passed to the callback (the task was killed, timed out or "
                  "lost its worker); see the log")
+    state = unavailable = None
+    if with_slo_state:
+        outcome = (gate_record or {}).get("outcome")
+        state, unavailable = state_after_failure(profile, _failed_run(
+            context, base, error=error, gate=outcome if outcome in ("pass", "warn", "fail")
+            else None), client=api_client)
     return AlertMessage(kind=FAILURE, error=error, quality=quality,
                         slo_impact=slo_impact(profile, FAILURE, base["stage"],
                                               interval_label(base["interval_start"],
                                                              base["interval_end"])),
-                        **base)
+                        slo_state=state, slo_state_unavailable=unavailable, **base)
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    """An aware datetime from a datetime or an ISO string; None otherwise."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _failed_run(context: Mapping[str, Any], base: Mapping[str, Any], *, error: str | None,
+                gate: str | None) -> FailedRun:
+    dag_run = context.get("dag_run")
+    return FailedRun(
+        run_id=base["run_id"], task_id=base["task_id"], stage=base["stage"],
+        partition_start=_moment(base["interval_start"]),
+        partition_end=_moment(base["interval_end"]),
+        run_after=_moment(getattr(dag_run, "run_after", None)),
+        started_at=_moment(getattr(dag_run, "start_date", None)),
+        gate=gate, error=error, log_url=base["log_url"], try_number=base["try_number"])
+
+
+def freshness_message(profile: ProductProfile, status: Mapping[str, Any], *, resolved: bool,
+                      episode: str, run_id: str, task_id: str,
+                      detail: Mapping[str, Any] | None = None,
+                      api_base_url: str | None = None) -> AlertMessage:
+    """The watchdog's ``[FRESHNESS]`` alert (or its ``[RESOLVED]`` follow-up) of a product.
+
+    Args:
+        profile: the product; status: its item of ``GET /dataproducts/products`` (``slo``,
+            ``dag_url``...); resolved: False for the breach, True once fresh again.
+        episode: the staleness episode: the newest publish time (ISO 8601) or ``never``.
+        run_id, task_id: the watchdog's run and task.
+        detail: ``GET /dataproducts/products/{name}`` (its ``runs`` locate the newest published
+            partition), or None.
+        api_base_url: the API's base URL, for the SLO page link when the status has no
+            ``dag_url``.
+
+    Returns:
+        the :class:`AlertMessage` of kind ``freshness`` or ``freshness_resolved``.
+    """
+    slo = status.get("slo") or {}
+    fresh = slo.get("freshness") or {}
+    state = compact_state(slo)
+    dag_url = status.get("dag_url")
+    root = dag_url.rsplit("/dags/", 1)[0] if dag_url and "/dags/" in dag_url else api_base_url
+    newest = _newest_partition((detail or {}).get("runs") or [], fresh.get("last_published_at"))
+    info = {
+        "age_seconds": fresh.get("age_seconds"), "target_seconds": fresh.get("target_seconds"),
+        "last_published_at": fresh.get("last_published_at"), "episode": episode,
+        "newest_partition": newest, "last_failure": state.get("last_failure"),
+        "dag_url": safe_url(dag_url) if dag_url else None,
+        "slo_page_url": safe_url(f"{root.rstrip('/')}/dataproducts/ui/{profile.name}")
+        if root else None,
+    }
+    return AlertMessage(kind=FRESHNESS_RESOLVED if resolved else FRESHNESS, product=profile,
+                        stage="freshness", task_id=task_id, run_id=run_id, try_number=None,
+                        max_tries=None, interval_start=None, interval_end=None,
+                        slo_state={**state, "window": profile.window}, freshness=info)
+
+
+def _newest_partition(runs: list, published_at: str | None) -> dict[str, Any] | None:
+    """The partition of the run with the newest publish (the product's freshest data), if that
+    publish is the product's newest (``published_at``); None when it is older than the runs."""
+    from dag_factory.slo.api_client import parse_time
+
+    best = best_stamp = None
+    for run in runs:
+        try:
+            stamp = parse_time(run.get("published_at")) if isinstance(run, Mapping) else None
+        except ValueError:
+            continue
+        if stamp is not None and (best_stamp is None or stamp > best_stamp):
+            best, best_stamp = run, stamp
+    try:
+        newest = parse_time(published_at)
+    except ValueError:
+        newest = None
+    if best is None or (newest is not None and best_stamp < newest):
+        return None
+    return {"start": best.get("partition_start"), "end": best.get("partition_end"),
+            "run_id": best.get("run_id"), "published_at": best.get("published_at")}
 
 
 def warn_message(context: Mapping[str, Any], profile: ProductProfile) -> AlertMessage | None:

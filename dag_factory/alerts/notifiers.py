@@ -3,7 +3,9 @@ provider, JSON) and Slack (slack provider, when installed).
 
 Each notifier is a :class:`airflow.sdk.BaseNotifier` usable as ``on_failure_callback`` (kind
 ``failure``) or as the gate's ``on_success_callback`` (kind ``quality_warn``: sends only when
-the gate's result is ``warn``). They hold plain data only (a
+the gate's result is ``warn``). The freshness watchdog builds its own messages (kinds
+``freshness`` and ``freshness_resolved``) and delivers them with :meth:`~ProductAlertNotifier.send`
+of the same notifiers, so they reach the same destinations. They hold plain data only (a
 :class:`~dag_factory.alerts.message.ProductProfile`, addresses, connection ids), build the
 message when called and keep no state between calls, so one instance can serve every task of
 a DAG, and they live in an importable module, not in the DAG file.
@@ -54,7 +56,9 @@ class ProductAlertNotifier(BaseNotifier):
     Args:
         profile: the product's :class:`ProductProfile`.
         kind: ``failure`` (use as ``on_failure_callback``) or ``quality_warn`` (use as the gate
-            task's ``on_success_callback``).
+            task's ``on_success_callback``); ``freshness`` / ``freshness_resolved`` for the
+            watchdog, which calls :meth:`send` with its own message (as a callback such a
+            notifier sends nothing).
 
     Raises:
         ValueError: for an unknown ``kind``.
@@ -72,9 +76,11 @@ class ProductAlertNotifier(BaseNotifier):
 
     def build(self, context) -> AlertMessage | None:
         """The message for ``context``, or None when there is nothing to send (``quality_warn``
-        on a gate that did not warn)."""
+        on a gate that did not warn; the watchdog's kinds, which are not callbacks)."""
         if self.kind == QUALITY_WARN:
             return warn_message(context, self.profile)
+        if self.kind != FAILURE:
+            return None
         return failure_message(context, self.profile)
 
     def notify(self, context) -> None:
@@ -140,7 +146,8 @@ class EmailAlertNotifier(ProductAlertNotifier):
             to=self.to, from_email=self.from_email, subject=message.subject,
             html_content=message.html(), smtp_conn_id=self.smtp_conn_id,
             custom_headers={"X-Dataproducts-Alert": message.alert_id,
-                            "X-Dataproducts-Severity": message.severity},
+                            "X-Dataproducts-Severity": message.severity,
+                            "X-Dataproducts-Kind": message.kind},
         ).notify(context)
         return True
 

@@ -15,7 +15,10 @@ log = logging.getLogger("dag_factory.loader")
 
 
 def build_dags(folder: Path | str) -> dict:
-    """One DAG per product file of ``folder``: the product's DAG, or its error placeholder.
+    """One DAG per product file of ``folder``: the product's DAG, or its error placeholder;
+    plus the freshness watchdog ``dataproducts_slo_watchdog`` when a valid product has
+    ``alerts`` and ``slo.freshness`` and ``[dataproducts] api_conn_id`` is set
+    (:mod:`dag_factory.build.watchdog`).
 
     Errors are logged (they show in the DAG processor log). A file whose DAG fails to build
     for an unexpected reason becomes a placeholder too; nothing here raises for one bad file.
@@ -38,6 +41,7 @@ def _build_dags(folder: Path) -> dict:
     majors = {name: p.spec.major_version for name, p in result.products.items()}
     dags: dict = {}
     errors = dict(result.errors)
+    failed: set[str] = set()
     for name, product in result.products.items():
         try:
             dags[name] = build_product_dag(product, majors, folder)
@@ -47,8 +51,30 @@ def _build_dags(folder: Path) -> dict:
                                                         f"building the DAG failed: {exc}")])
             result.claimed_names[product.path] = name
             dags.pop(name, None)
+            failed.add(name)
     for path, error in sorted(errors.items()):
         log.error("invalid product file %s:\n%s", path, error)
         dag_id = placeholder_dag_id(path, result.claimed_names.get(path), set(dags))
         dags[dag_id] = build_invalid_dag(dag_id, path, error)
+    built = [p.spec for n, p in result.products.items() if n not in failed]
+    _add_watchdog(dags, built)
     return dags
+
+
+def _add_watchdog(dags: dict, specs: list) -> None:
+    """Add the freshness watchdog DAG when it is wanted; never fails the folder's load."""
+    from dag_factory.build.watchdog import WATCHDOG_DAG_ID, build_watchdog_dag, wants_watchdog
+
+    try:
+        if not wants_watchdog(specs):
+            return
+        if WATCHDOG_DAG_ID in dags:
+            log.error("no freshness watchdog: a product file claims the dag_id %s",
+                      WATCHDOG_DAG_ID)
+            return
+        dag = build_watchdog_dag(specs)
+    except Exception:  # noqa: BLE001 - the products load whatever happens to the watchdog
+        log.exception("building the freshness watchdog DAG %s failed", WATCHDOG_DAG_ID)
+        return
+    if dag is not None:
+        dags[WATCHDOG_DAG_ID] = dag

@@ -6,6 +6,9 @@
 | products_folder | Airflow's ``[core] dags_folder``| where the product YAML files live         |
 | alerts_smtp_conn_id | ``[email] email_conn_id``, else ``smtp_default`` | SMTP connection of alert emails |
 | alerts_from_email   | ``[email] from_email``       | sender of alert emails (see docs/alerts.md) |
+| api_conn_id         | unset                        | http connection to the API server, for the SLO state in alerts and the freshness watchdog (docs/alerts.md) |
+| watchdog_schedule   | ``*/15 * * * *``             | schedule of the ``dataproducts_slo_watchdog`` DAG |
+| slo_full_refresh_seconds | ``300``                 | the SLO views re-read the whole window at least this often (docs/slo.md) |
 """
 
 from __future__ import annotations

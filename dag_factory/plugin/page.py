@@ -1,4 +1,7 @@
-"""Server-rendered HTML of the SLO page: every value escaped, no script, inline SVG charts."""
+"""Server-rendered HTML of the SLO page: every value escaped, inline SVG charts. The overview
+has no script; a product's page has one small inline script, its backfill form (same-origin
+calls to Airflow's REST API as the logged-in user, no external request, API data inserted as
+text only)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,13 @@ th{color:#5f6368;font-weight:600;font-size:12px;text-transform:uppercase}
 a{color:#1a73e8;text-decoration:none}a:hover{text-decoration:underline}
 pre{background:#fce8e6;padding:8px;border-radius:4px;white-space:pre-wrap;font-size:12px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px}
+h3{font-size:15px;margin:18px 0 6px}
+.bf label{margin-right:14px;font-size:14px}.bf input,.bf select{font:inherit;margin-left:4px}
+button{font:inherit;font-size:13px;padding:4px 12px;margin-right:6px;border:1px solid #dadce0;
+border-radius:4px;background:#fff;color:#1a73e8;cursor:pointer}button:disabled{color:#9aa0a6;cursor:default}
+button.primary{background:#1a73e8;border-color:#1a73e8;color:#fff}button.primary:disabled{background:#dadce0;border-color:#dadce0}
+.counts{width:auto}.counts td{font-size:18px;font-weight:600;text-align:center}.counts th{text-align:center}
+.seg{width:480px;height:12px;border-radius:6px;overflow:hidden;background:#e8eaed;display:flex;margin:8px 0}
 """
 
 
@@ -143,8 +153,55 @@ def _history_svg(runs) -> str:
             + "".join(parts) + "</svg>" + legend)
 
 
-def product(status, prefix: str) -> str:
-    """One product's page: SLIs, history chart, runs table, last failure."""
+def _pacing_text(pacing) -> str:
+    """The spec's backfill block in words (plain text, to be escaped)."""
+    window = (f"runs start only in {pacing.allowed_hours} UTC" if pacing.allowed_hours
+              else "runs start at any hour")
+    rate = (f"at most {pacing.max_runs_per_hour} runs per hour" if pacing.max_runs_per_hour
+            else "no hourly limit")
+    return (f"at most {pacing.max_active_runs} runs at once, backfill pool of "
+            f"{pacing.pool_slots} slots, {window}, {rate}")
+
+
+def _backfill_section(name: str, pacing, api_root: str) -> str:
+    """The backfill form and progress view of one product (filled in by :data:`BACKFILL_JS`)."""
+    # relative to this page (<prefix>/ui/<name>), so it also holds behind a path prefix
+    estimate_url = f"../products/{quote(name)}/backfill/estimate"
+    return (
+        "<section id='backfill'><h2>Backfill</h2>"
+        f"<p class='small'>Pacing from the spec: {escape(_pacing_text(pacing))}. The backfill is "
+        "created through Airflow's API as you (Airflow decides whether you may), with "
+        f"max_active_runs {pacing.max_active_runs}; the runs are the DAG's logical dates from "
+        "the first day to the last, inclusive.</p>"
+        f"<form id='bf-form' class='bf' data-dag-id='{escape(name)}' data-api='{escape(api_root)}' "
+        f"data-estimate='{escape(estimate_url)}' data-max-active-runs='{pacing.max_active_runs}'>"
+        "<label>From <input type='date' name='from' required></label>"
+        "<label>To <input type='date' name='to' required></label>"
+        "<label>Reprocess <select name='reprocess'>"
+        "<option value='none'>none: only days without a run</option>"
+        "<option value='failed'>failed: also days whose run failed</option>"
+        "<option value='completed'>completed: every day</option></select></label>"
+        "<button type='submit' id='bf-dry'>Dry run</button>"
+        "<button type='button' id='bf-start' class='primary' disabled "
+        "title='run a dry run of these dates first'>Start backfill</button></form>"
+        "<p id='bf-plan' role='status'></p><pre id='bf-error' role='alert' hidden></pre>"
+        "<h3>Progress</h3><div id='bf-progress' aria-live='polite'>"
+        "<p class='small'>Loading the product's backfills…</p></div>"
+        f"</section><script>{BACKFILL_JS}</script>")
+
+
+def product(status, prefix: str, pacing=None, api_root: str = "/api/v2") -> str:
+    """One product's page: SLIs, history chart, backfill form and progress, runs table.
+
+    Args:
+        status: the product's :class:`~dag_factory.plugin.status.ProductStatus`;
+        prefix: the plugin's URL prefix (``/dataproducts``);
+        pacing: its :class:`~dag_factory.backfill.config.PacingConfig`, or None for no
+            backfill section; api_root: path of Airflow's REST API (``/api/v2``).
+
+    Returns:
+        The HTML document (str).
+    """
     s, slo = status, status.slo
     runbook = (f" · <a href='{escape(s.runbook)}' target='_blank' rel='noopener'>runbook</a>"
                if s.runbook else "")
@@ -167,6 +224,283 @@ def product(status, prefix: str) -> str:
             f"<tr><td>Quality pass rate</td><td>{_budget_bar(slo.quality_pass_rate)} "
             f"<span class='small'>{slo.quality_pass_rate.warned} warned</span></td></tr></table>"
             f"<h2>History</h2>{_history_svg(s.runs)}"
+            + (_backfill_section(s.name, pacing, api_root) if pacing is not None else "") +
             f"<h2>Runs in the window</h2><table><thead><tr><th>Partition</th><th>Run</th><th>Gate</th>"
             f"<th>Published</th><th>Failed task</th></tr></thead><tbody>{rows}</tbody></table>")
     return _page(f"{s.name} · Data products", body)
+
+
+#: The product page's backfill form and progress view. It calls Airflow's REST API on the same
+#: origin with the browser's own Airflow session (the ``_token`` cookie, ``credentials:
+#: "same-origin"``), so Airflow authorizes every call as the logged-in user. API data goes into
+#: the page through ``textContent``/text nodes only, never as HTML.
+BACKFILL_JS = r"""
+(() => {
+  "use strict";
+  const form = document.getElementById("bf-form");
+  if (!form) return;
+  const dagId = form.dataset.dagId, api = form.dataset.api, estimateUrl = form.dataset.estimate;
+  const maxActiveRuns = parseInt(form.dataset.maxActiveRuns, 10);
+  const planEl = document.getElementById("bf-plan"), errorEl = document.getElementById("bf-error");
+  const progressEl = document.getElementById("bf-progress");
+  const startButton = document.getElementById("bf-start");
+  const COLOURS = {done: "#1e8e3e", failed: "#d93025", running: "#1a73e8", queued: "#80868b"};
+  const REFRESH_MS = 5000;
+  let planned = null;  // the request body of the last dry run that found runs
+
+  class ApiError extends Error {
+    constructor(status, detail) { super(detail); this.status = status; this.detail = detail; }
+  }
+
+  // element with attributes and children; strings become text nodes (never parsed as HTML)
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "onclick") node.addEventListener("click", value);
+      else node.setAttribute(key, String(value));
+    }
+    node.append(...children.filter((c) => c !== null && c !== undefined && c !== false)
+      .map((c) => (c instanceof Node ? c : String(c))));
+    return node;
+  }
+
+  function detailText(body, fallback) {
+    const detail = body && typeof body === "object" && "detail" in body ? body.detail : body;
+    if (detail === null || detail === undefined || detail === "") return fallback;
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) {
+      return detail.map((e) => (e && e.msg ? (Array.isArray(e.loc) ? e.loc.join(".") + ": " : "") + e.msg
+                                           : JSON.stringify(e))).join("; ");
+    }
+    return JSON.stringify(detail);
+  }
+
+  async function call(method, url, body) {
+    const init = {method, credentials: "same-origin", headers: {Accept: "application/json"}};
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch (e) {
+      throw new ApiError(0, "cannot reach Airflow: " + e.message);
+    }
+    const text = await response.text();
+    let data = text;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { /* not JSON: keep the text */ }
+    if (!response.ok) throw new ApiError(response.status, detailText(data, response.statusText));
+    return data;
+  }
+
+  function errorText(e) {
+    return (e.status ? "HTTP " + e.status + ": " : "") + (e.detail || e.message)
+      + (e.status === 401 ? " (log in to Airflow again)" : "");
+  }
+
+  function showError(what, e) {
+    errorEl.hidden = false;
+    errorEl.textContent = what + ": " + errorText(e);
+  }
+
+  function clearError() { errorEl.hidden = true; errorEl.textContent = ""; }
+
+  function duration(seconds) {
+    const s = Math.round(seconds);
+    if (s < 60) return s + "s";
+    const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    return [d ? d + "d" : "", d || h ? h + "h" : "", m + "m"].filter(Boolean).join(" ");
+  }
+
+  function when(iso) {
+    const t = new Date(iso);
+    return isNaN(t) ? String(iso) : t.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  }
+
+  function day(iso) { return String(iso).slice(0, 10); }
+
+  // the request body from the form, or null (with the reason shown) when incomplete
+  function requestBody() {
+    const fields = form.elements;
+    const from = fields.namedItem("from").value, to = fields.namedItem("to").value;
+    if (!from || !to) { showError("Backfill", {detail: "choose the first and the last day"}); return null; }
+    if (to < from) { showError("Backfill", {detail: "the last day is before the first day"}); return null; }
+    return {dag_id: dagId, from_date: from + "T00:00:00Z", to_date: to + "T00:00:00Z",
+            reprocess_behavior: fields.namedItem("reprocess").value, max_active_runs: maxActiveRuns};
+  }
+
+  function pacingText(p) {
+    return "pacing: " + (p.allowed_hours ? "window " + p.allowed_hours + " UTC" : "any hour") + ", "
+      + (p.max_runs_per_hour ? "at most " + p.max_runs_per_hour + " runs/hour" : "no hourly limit");
+  }
+
+  function showPlan(count, est, body) {
+    const e = est.estimate;
+    const basis = est.median_of_runs
+      ? "median run " + duration(est.median_run_seconds) + " of " + est.median_of_runs + " "
+        + " successful runs"
+      : "no run history: " + duration(est.median_run_seconds) + " per run assumed";
+    planEl.replaceChildren(
+      el("b", {id: "bf-runs", "data-runs": count}, count), " runs (" + day(body.from_date) + " … "
+        + day(body.to_date) + ", reprocess " + body.reprocess_behavior + ")",
+      ...(count ? ["; about ", el("b", {id: "bf-duration"}, duration(e.paced_seconds)), " at "
+        + e.concurrency + " at once, ending about " + when(e.finishes_at) + "; ideal "
+        + duration(e.ideal_seconds) + " (" + basis + "); " + pacingText(est.pacing) + "."]
+        : [": nothing to backfill in this range."]));
+  }
+
+  async function dryRun(event) {
+    event.preventDefault();
+    clearError();
+    planned = null;
+    startButton.disabled = true;
+    const body = requestBody();
+    if (!body) return;
+    planEl.textContent = "Counting the runs…";
+    try {
+      const dry = await call("POST", api + "/backfills/dry_run", body);
+      const count = dry.backfills.length;
+      const est = await call("GET", estimateUrl + "?runs=" + count);
+      showPlan(count, est, body);
+      if (count) { planned = JSON.stringify(body); startButton.disabled = false; }
+    } catch (e) {
+      planEl.textContent = "";
+      showError("Dry run", e);
+    }
+  }
+
+  async function start() {
+    clearError();
+    const body = requestBody();
+    if (!body) return;
+    if (JSON.stringify(body) !== planned) {
+      showError("Start backfill", {detail: "run a dry run of these dates first"});
+      return;
+    }
+    startButton.disabled = true;
+    try {
+      const created = await call("POST", api + "/backfills", body);
+      planned = null;
+      planEl.append(el("span", {id: "bf-created"}, " Backfill #" + created.id + " created."));
+    } catch (e) {
+      showError("Start backfill", e);
+      startButton.disabled = false;
+    }
+    refresh();
+  }
+
+  // runs of the backfill by state: one count query per state (limit 1), whatever its size
+  async function counts(backfill) {
+    const result = {};
+    await Promise.all([["done", "success"], ["running", "running"], ["queued", "queued"], ["failed", "failed"]]
+      .map(async ([key, state]) => {
+        const query = new URLSearchParams({
+          run_type: "backfill", state, limit: "1", logical_date_gte: backfill.from_date,
+          logical_date_lte: backfill.to_date, updated_at_gte: backfill.created_at});
+        const page = await call("GET", api + "/dags/" + encodeURIComponent(dagId) + "/dagRuns?" + query);
+        result[key] = page.total_entries;
+      }));
+    result.total = result.done + result.running + result.queued + result.failed;
+    return result;
+  }
+
+  async function eta(backfill, c) {
+    const ended = c.done + c.failed, left = c.total - ended;
+    if (!c.total) return "-";
+    if (!left) return "finished";
+    if (backfill.is_paused) return "paused";
+    if (ended) {  // the pace so far, as `dataproducts backfill --wait` reports it
+      const elapsed = (Date.now() - new Date(backfill.created_at)) / 1000;
+      return "about " + when(new Date(Date.now() + (elapsed / ended) * left * 1000).toISOString())
+        + " (at the pace so far)";
+    }
+    const est = await call("GET", estimateUrl + "?runs=" + left);
+    return "about " + when(est.estimate.finishes_at) + " (estimate: " + duration(est.estimate.paced_seconds)
+      + " from now)";
+  }
+
+  async function control(backfill, action) {
+    clearError();
+    try {
+      await call("PUT", api + "/backfills/" + encodeURIComponent(backfill.id) + "/" + action);
+    } catch (e) {
+      showError(action[0].toUpperCase() + action.slice(1) + " backfill #" + backfill.id, e);
+    }
+    refresh();
+  }
+
+  // builds the view when the backfill or its paused state changes, and otherwise updates the
+  // numbers in place, so a button never changes under the pointer
+  let shown = null;
+  function showProgress(backfill, c, etaText) {
+    const paused = !!backfill.is_paused, key = backfill.id + ":" + paused;
+    if (shown !== key) {
+      progressEl.replaceChildren(
+        el("p", {id: "bf-active", "data-backfill-id": backfill.id, "data-paused": paused},
+          el("b", {}, "Backfill #" + backfill.id), " " + day(backfill.from_date) + " … " + day(backfill.to_date)
+            + " · reprocess " + backfill.reprocess_behavior + " · max " + backfill.max_active_runs
+            + " at once · created " + when(backfill.created_at) + " ",
+          el("span", {class: "state", style: "background:" + (paused ? "#f29900" : "#1a73e8")},
+            paused ? "PAUSED" : "ACTIVE")),
+        el("table", {class: "counts"},
+          el("tr", {}, ...["Done", "Running", "Queued", "Failed", "Total"].map((h) => el("th", {}, h))),
+          el("tr", {}, ...["done", "running", "queued", "failed", "total"].map((k) =>
+            el("td", {"data-count": k, style: k === "total" ? "" : "color:" + COLOURS[k]})))),
+        el("div", {id: "bf-bar", class: "seg", title: "done / failed / running / queued"}),
+        el("p", {}, "ETA: ", el("span", {id: "bf-eta"})),
+        el("p", {},
+          paused ? el("button", {type: "button", id: "bf-resume", onclick: () => control(backfill, "unpause")}, "Resume")
+                 : el("button", {type: "button", id: "bf-pause", onclick: () => control(backfill, "pause")}, "Pause"),
+          el("button", {type: "button", id: "bf-cancel", onclick: () => {
+            if (window.confirm("Cancel backfill #" + backfill.id + "? Its queued runs are marked failed; "
+                               + "running runs finish.")) control(backfill, "cancel");
+          }}, "Cancel")));
+      shown = key;
+    }
+    for (const td of progressEl.querySelectorAll("td[data-count]")) td.textContent = String(c[td.dataset.count]);
+    document.getElementById("bf-bar").replaceChildren(
+      ...["done", "failed", "running", "queued"].filter((k) => c[k]).map((k) =>
+        el("span", {style: "width:" + (100 * c[k] / c.total) + "%;background:" + COLOURS[k]})));
+    document.getElementById("bf-eta").textContent = etaText;
+  }
+
+  async function update() {
+    try {
+      const list = await call("GET", api + "/backfills?" + new URLSearchParams(
+        {dag_id: dagId, limit: "100", order_by: "-id"}));
+      const backfills = list.backfills || [];
+      const active = backfills.find((b) => !b.completed_at);
+      if (!active) {
+        shown = null;
+        const last = backfills[0];
+        progressEl.replaceChildren(el("p", {id: "bf-none", class: "small"}, "No active backfill."
+          + (last ? " The last one, #" + last.id + " (" + day(last.from_date) + " … " + day(last.to_date)
+                    + "), completed " + when(last.completed_at) + "." : "")));
+        return;
+      }
+      const c = await counts(active);
+      showProgress(active, c, await eta(active, c));
+    } catch (e) {
+      shown = null;
+      progressEl.replaceChildren(el("p", {id: "bf-progress-error", class: "small"},
+        "Cannot read the backfills: " + errorText(e)));
+    }
+  }
+
+  let queue = Promise.resolve(), timer = null;
+  function refresh() {  // one update at a time; the next one REFRESH_MS after the last
+    clearTimeout(timer);
+    queue = queue.then(update).finally(() => {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, REFRESH_MS);
+    });
+    return queue;
+  }
+
+  form.addEventListener("submit", dryRun);
+  form.addEventListener("input", () => { planned = null; startButton.disabled = true; });
+  startButton.addEventListener("click", start);
+  refresh();
+})();
+"""

@@ -15,7 +15,7 @@ DEMO_ENV := AIRFLOW_HOME=$(DEMO)/airflow \
 	AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "file", "log_file_path": "$(LINEAGE)", "append": true}' \
 	SODA_CORE_TELEMETRY_ENABLED=false
 
-.PHONY: install demo test test-fast up bench schema clean
+.PHONY: install demo test test-fast up bench bench-slo bench-backfill schema clean
 
 $(BIN)/dataproducts: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ up: install  ## Airflow standalone on http://localhost:8080 with the products lo
 
 bench: install  ## DagBag parse benchmark (see docs/benchmarks.md)
 	$(BIN)/python bench/parse.py
+
+bench-slo: install  ## SLO API latency, 1,000 products x 365 days (see docs/benchmarks.md)
+	$(BIN)/python bench/slo.py
+
+bench-backfill: install  ## 365-day paced backfill on airflow standalone vs the ideal (docs/benchmarks.md)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/backfill.py --plot docs/backfill-timeline.png
 
 schema: install  ## regenerate docs/product.schema.json
 	$(BIN)/dataproducts schema -o docs/product.schema.json

@@ -13,6 +13,7 @@ Two ways to start one:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -236,6 +237,75 @@ class Sampler:
         self._stop.set()
 
 
+def token_for(base_url: str, user: str, password: str) -> str:
+    """A JWT of ``user`` from ``POST {base_url}/auth/token``."""
+    body = json.dumps({"username": user, "password": password}).encode()
+    request = urllib.request.Request(f"{base_url}/auth/token", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["access_token"]
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], log: Path, port: int, timeout: float = 120):
+    """Run ``airflow api-server`` on 127.0.0.1:``port`` with ``env`` (output to ``log``) until
+    the block ends; yields its base URL once ``/api/v2/monitor/health`` answers 200.
+
+    Raises:
+        RuntimeError: the server exited; TimeoutError: not healthy within ``timeout`` s.
+    """
+    server = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port),
+                               "--host", "127.0.0.1"], env=env, stdout=log.open("w"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError("api-server exited:\n" + log.read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"api-server not healthy in {timeout:.0f}s:\n" + log.read_text()[-3000:])
+            time.sleep(1)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _deployment_env(home: Path, products: Path, data: Path, db_url: str, port: int) -> dict[str, str]:
+    """The environment every component of a test deployment runs with: this process's
+    environment without its ``AIRFLOW*`` settings, plus a fresh home, LocalExecutor with
+    parallelism 4, the Postgres DB, the API on 127.0.0.1:``port`` and short scheduler loops."""
+    api_url = f"http://127.0.0.1:{port}"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "logs").mkdir(exist_ok=True)
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(products),
+        "AIRFLOW__DATAPRODUCTS__DATA_FOLDER": str(data),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url.replace("postgresql://", "postgresql+psycopg2://"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+        "SODA_CORE_TELEMETRY_ENABLED": "false",
+    }
+
+
 def start_airflow(home: Path, products: Path, data: Path, admin_db_url: str, port: int,
                   extra_env: dict[str, str] | None = None) -> AirflowServices:
     """Create a fresh Postgres database and start Airflow on it.
@@ -249,28 +319,9 @@ def start_airflow(home: Path, products: Path, data: Path, admin_db_url: str, por
         the running :class:`AirflowServices` (call ``stop()``).
     """
     db_url = _create_database(admin_db_url)
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "logs").mkdir(exist_ok=True)
     api_url = f"http://127.0.0.1:{port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(products),
-        "AIRFLOW__DATAPRODUCTS__DATA_FOLDER": str(data),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url.replace("postgresql://", "postgresql+psycopg2://"),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
-        "SODA_CORE_TELEMETRY_ENABLED": "false",
-        **(extra_env or {}),
-    }
+    env = {**_deployment_env(home, products, data, db_url, port),
+           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false", **(extra_env or {})}
     services = AirflowServices(env=env, db_url=db_url, api_url=api_url, logs=home / "logs")
     services.airflow("db", "migrate")
     services.start("api-server", "api-server", "--port", str(port), "--host", "127.0.0.1")
@@ -316,31 +367,13 @@ def start_standalone(home: Path, products: Path, data: Path, admin_db_url: str, 
         the running :class:`AirflowServices` (one process, ``standalone``; call ``stop()``).
     """
     db_url = _create_database(admin_db_url)
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "logs").mkdir(exist_ok=True)
     api_url = f"http://127.0.0.1:{port}"
-    bin_dir = str(Path(sys.executable).parent)  # standalone starts `airflow` from PATH
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(products),
-        "AIRFLOW__DATAPRODUCTS__DATA_FOLDER": str(data),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url.replace("postgresql://", "postgresql+psycopg2://"),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
+        **_deployment_env(home, products, data, db_url, port),
+        # standalone starts `airflow` from PATH
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "true",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__BASE_URL": api_url,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
-        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
-        "SODA_CORE_TELEMETRY_ENABLED": "false",
         **(extra_env or {}),
         **(component_env or {}),
     }

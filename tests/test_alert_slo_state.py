@@ -14,11 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_services import api_server, token_for
 from helpers import demo_yaml, products_folder, run
 from test_alerts import (  # noqa: F401 - fixtures
     ALERTS_BLOCK, WITH_WEBHOOK, assert_no_secrets, free_port, smtp_server,
@@ -65,14 +62,6 @@ def http_get(url: str, token: str | None = None) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def token_for(base: str, user: str, password: str) -> str:
-    body = json.dumps({"username": user, "password": password}).encode()
-    req = urllib.request.Request(f"{base}/auth/token", data=body,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())["access_token"]
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """The products folder the runs and the API server share: ``slo_gate`` (a), ``slo_offline``
@@ -85,7 +74,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def api_server(folder, tmp_path_factory, airflow_db):
+def api_base(folder, tmp_path_factory, airflow_db):
     """An Airflow API server on the session's metadata DB with the plugin, the products folder
     above, and one SimpleAuthManager user with the ``viewer`` role (least privilege: it may
     read DAGs, nothing else) whose password is :data:`API_PASSWORD`. Returns the base URL."""
@@ -99,41 +88,21 @@ def api_server(folder, tmp_path_factory, airflow_db):
                 # the watchdog test moves publish times in place (set_publish_time), which no
                 # change log shows: read the history whole on every call (no history cache)
                 "AIRFLOW__DATAPRODUCTS__SLO_FULL_REFRESH_SECONDS": "0"})
-    port = free_port()
     log = home / "api-server.log"
-    server = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port),
-                               "--host", "127.0.0.1"], env=env, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                pytest.fail("api-server exited:\n" + log.read_text()[-3000:])
-            try:
-                if http_get(f"{base}/api/v2/monitor/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("api-server not healthy in 120s:\n" + log.read_text()[-3000:])
-            time.sleep(1)
+    with api_server(env, log, free_port()) as base:
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     assert API_PASSWORD not in log.read_text()
 
 
 @pytest.fixture
-def api_conn(api_server, monkeypatch) -> str:
+def api_conn(api_base, monkeypatch) -> str:
     """``[dataproducts] api_conn_id`` -> an http connection to the API server with the API
     user's login and password (exchanged for a JWT)."""
     monkeypatch.setenv("AIRFLOW__DATAPRODUCTS__API_CONN_ID", API_CONN_ID)
     monkeypatch.setenv(f"AIRFLOW_CONN_{API_CONN_ID.upper()}", json.dumps({
-        "conn_type": "http", "host": api_server, "login": API_USER, "password": API_PASSWORD,
+        "conn_type": "http", "host": api_base, "login": API_USER, "password": API_PASSWORD,
         "extra": {"timeout": 30, "retries": 1}}))
-    return api_server
+    return api_base
 
 
 def task_logs() -> str:
@@ -312,14 +281,14 @@ def run_watchdog(folder: Path):
 
 @pytest.mark.airflow_run
 def test_watchdog_alerts_once_per_staleness_episode_then_resolves(
-        api_server, folder, data_folder, smtp_server, webhook_server, monkeypatch, capfd):
+        api_base, folder, data_folder, smtp_server, webhook_server, monkeypatch, capfd):
     from airflow.models.variable import Variable
 
     # token mode: the connection's password is a JWT issued beforehand (no login)
-    token = token_for(api_server, API_USER, API_PASSWORD)
+    token = token_for(api_base, API_USER, API_PASSWORD)
     monkeypatch.setenv("AIRFLOW__DATAPRODUCTS__API_CONN_ID", API_CONN_ID)
     monkeypatch.setenv(f"AIRFLOW_CONN_{API_CONN_ID.upper()}", json.dumps({
-        "conn_type": "http", "host": api_server, "password": token}))
+        "conn_type": "http", "host": api_base, "password": token}))
     first = run("slo_stale", JAN1, folder)
     assert first.state == "success"
     smtp_server.messages.clear(), webhook_server.clear()  # the gate's [WARN], if any

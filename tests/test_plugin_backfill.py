@@ -11,10 +11,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +21,7 @@ import pytest
 
 from conftest import REPO, missing
 from dag_factory.demo.s3server import free_port
+from airflow_services import api_server, token_for
 from helpers import demo_yaml, products_folder, run
 
 pytestmark = [pytest.mark.airflow_run, pytest.mark.usefixtures("airflow_db")]
@@ -61,14 +59,6 @@ def call(base: str, method: str, path: str, token: str, payload: dict | None = N
     status, text, _ = request(base + path, token, method, body,
                               {"Content-Type": "application/json"} if body else None)
     return status, json.loads(text) if text else {}
-
-
-def token_for(base: str, user: str, password: str) -> str:
-    body = json.dumps({"username": user, "password": password}).encode()
-    req = urllib.request.Request(f"{base}/auth/token", data=body,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())["access_token"]
 
 
 def product_yaml() -> str:
@@ -131,29 +121,11 @@ def api(history):
            "DATAPRODUCTS_TEST_DENIED_DAGS": PRODUCT,
            "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log = Path(os.environ["AIRFLOW_HOME"]) / "api-server-backfill.log"
-    server = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port),
-                               "--host", "127.0.0.1"], env=env, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                pytest.fail("api-server exited:\n" + log.read_text()[-3000:])
-            try:
-                if request(f"{base}/api/v2/monitor/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
+    with api_server(env, log, port) as base:
         passwords = json.loads((Path(os.environ["AIRFLOW_HOME"]) /
                                 "simple_auth_manager_passwords.json.generated").read_text())
         tokens = {user: token_for(base, user, pw) for user, pw in passwords.items()}
         yield base, passwords, tokens, folder
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
 
 def hand_median() -> tuple[float, int]:
     """Median run time (s) of the product's successful runs, straight from the metadata DB:

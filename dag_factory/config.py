@@ -8,7 +8,8 @@
 | alerts_from_email   | ``[email] from_email``       | sender of alert emails (see docs/alerts.md) |
 | api_conn_id         | unset                        | http connection to the API server, for the SLO state in alerts and the freshness watchdog (docs/alerts.md) |
 | watchdog_schedule   | ``*/15 * * * *``             | schedule of the ``dataproducts_slo_watchdog`` DAG |
-| slo_full_refresh_seconds | ``300``                 | the SLO views re-read the whole window at least this often (docs/slo.md) |
+| slo_full_refresh_seconds | ``300``                 | the SLO views re-read the whole window at least this often; 0 = no history cache (docs/slo.md) |
+| slo_change_margin_seconds | ``120``                | how far back the history cache looks for changed runs, for clock skew (docs/slo.md) |
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep
@@ -21,7 +22,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from dag_factory import __version__
 from dag_factory.plugin import backfill, page
-from dag_factory.plugin.status import collect, to_jsonable
+from dag_factory.plugin.status import collect, gc_paused, to_jsonable
 
 URL_PREFIX = "/dataproducts"
 
@@ -50,18 +51,31 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-@app.get("/products", summary="Every readable product's SLO status")
-def list_products(readable: ReadableDep, session: SessionDep) -> dict[str, Any]:
+@app.get("/products", summary="Every readable product's SLO status",
+         response_model=dict[str, Any])
+def list_products(readable: ReadableDep, session: SessionDep) -> Response:
     """``{"products": [ProductStatus...], "invalid_specs": [InvalidSpec...], "evaluated_at"}``;
-    the runs of each product are left out here (see ``GET /products/{name}``)."""
-    statuses, invalid = collect(session, readable, _now())
-    products = []
-    for status in statuses:
-        item = to_jsonable(dataclasses.replace(status, runs=[]))  # the runs are not shown here
-        item.pop("runs")
-        products.append(item)
-    return {"evaluated_at": _now().isoformat(), "products": products,
-            "invalid_specs": to_jsonable(invalid)}
+    the runs of each product are left out here (see ``GET /products/{name}``).
+
+    The body (1.6 MB for 1,000 products) is rendered here, byte for byte as FastAPI's
+    ``JSONResponse`` renders a dict (FastAPI's second pass over the dict is skipped), with the
+    cyclic garbage collector paused from reading the statuses until the ~100,000 containers of
+    statuses and body are freed: none of them is ever looked at by a collection, which would
+    otherwise walk them and, promoted, the whole API-server heap (0.3-0.9 s for 1,000
+    products)."""
+    with gc_paused():
+        statuses, invalid = collect(session, readable, _now())
+        products = []
+        for status in statuses:
+            item = to_jsonable(dataclasses.replace(status, runs=[]))  # the runs are not shown here
+            item.pop("runs")
+            products.append(item)
+        body = json.dumps({"evaluated_at": _now().isoformat(), "products": products,
+                           "invalid_specs": to_jsonable(invalid)},
+                          ensure_ascii=False, allow_nan=False, indent=None,
+                          separators=(",", ":")).encode("utf-8")
+        del statuses, invalid, products  # freed while paused: the collector's counts go back down
+    return Response(body, media_type="application/json")
 
 
 @app.get("/products/{name}", summary="One product: SLIs, recent runs and gate history")

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
+import operator
 import os
 import threading
 import time
@@ -187,17 +188,52 @@ def _gc_paused():
                 gc.enable()
 
 
+def gc_paused():
+    """A context manager that pauses Python's cyclic garbage collector, shared by concurrent
+    and nested users (collect() and the routes that render its result): for code that
+    allocates many containers, all referenced until it ends (a collection meanwhile frees
+    nothing and walks the whole heap)."""
+    return _gc_paused()
+
+
 def collect(session, readable: set[str], now: dt.datetime,
             only: str | None = None) -> tuple[list[ProductStatus], list[InvalidSpec]]:
     """Statuses of the readable products (one product with ``only``) and the invalid files
     whose placeholder DAG the user can read.
 
+    The run history comes from the per-process history cache (:mod:`dag_factory.slo.
+    history_cache`), which keeps every product of the folder whoever asks and is brought up to
+    date with the metadata DB on each call; the readable products are picked from it.
+
     Args:
         session: metadata DB session; readable: dag_ids the user may read;
         now: evaluation time (aware); only: a single product name, or None for all.
+
+    Returns:
+        (statuses in the products folder's order, invalid spec files).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: a failed read of the metadata DB.
     """
     with _gc_paused():
         return _collect(session, readable, now, only)
+
+
+_PARTITION_START = operator.attrgetter("partition_start")
+#: (the FolderResult, the SloTargets of each of its products) of the last call
+_TARGETS: tuple[Any, dict[str, SloTargets]] | None = None
+_DEFAULT_WINDOW = dt.timedelta(days=30)
+
+
+def _targets_of(loaded) -> dict[str, SloTargets]:
+    """Every product's :class:`SloTargets`, kept with the FolderResult they come from."""
+    global _TARGETS
+    kept = _TARGETS
+    if kept is not None and kept[0] is loaded:
+        return kept[1]
+    targets = {n: SloTargets.from_spec(p.spec.slo) for n, p in loaded.products.items()}
+    _TARGETS = (loaded, targets)
+    return targets
 
 
 def _collect(session, readable: set[str], now: dt.datetime,
@@ -206,10 +242,15 @@ def _collect(session, readable: set[str], now: dt.datetime,
     from dag_factory.config import products_folder
 
     loaded = load_specs(products_folder())
+    all_targets = _targets_of(loaded)
     products = {n: p for n, p in loaded.products.items() if n in readable and (only in (None, n))}
-    targets = {n: SloTargets.from_spec(p.spec.slo) for n, p in products.items()}
-    since = now - max((t.window for t in targets.values()), default=dt.timedelta(days=30))
-    records, latest = metadata.load_history(session, products, since)
+    targets = {n: all_targets[n] for n in products}
+    since = now - max((t.window for t in targets.values()), default=_DEFAULT_WINDOW)
+    # One history cache serves every user and page: it keeps every product of the folder over
+    # the longest window of all; what this user may read is picked from it.
+    records, latest = metadata.load_history(
+        session, products, since, keep_dag_ids=loaded.products,
+        keep_since=now - max((t.window for t in all_targets.values()), default=_DEFAULT_WINDOW))
     statuses = []
     url = base_url()
     for name, product in products.items():
@@ -219,7 +260,7 @@ def _collect(session, readable: set[str], now: dt.datetime,
             name=name, title=spec.title, version=spec.version, owner_team=spec.owner.team,
             owner_email=spec.owner.email, runbook=spec.owner.runbook,
             schedule=_schedule_text(spec.schedule), slo=slo,
-            runs=sorted(records[name], key=lambda r: r.partition_start, reverse=True),
+            runs=sorted(records[name], key=_PARTITION_START, reverse=True),
             dag_url=f"{url}/dags/{name}"))
     invalid = []
     taken = set(loaded.products)

@@ -10,8 +10,11 @@ forbids ORM access from tasks. A handful of bulk queries serve every product at 
 * ``xcom`` (``quality`` key): the failing checks, for the latest failure only.
 
 :func:`load_history` reads the records and the newest publishes together (what the status
-views use). For 1,000 products with 30 daily runs in the window it handles 30,000 rows of
-``dag_run`` and of ``asset_event`` per call, and none of Airflow's indexes serves its filters
+views use). It answers from a per-process copy of the history that each call brings up to date
+by reading only the rows changed since the previous call (:mod:`dag_factory.slo.history_cache`;
+the first call, and one every ``[dataproducts] slo_full_refresh_seconds``, reads the window
+whole). A whole read of 1,000 products with 30 daily runs in the window handles 30,000 rows of
+``dag_run`` and of ``asset_event``, and none of Airflow's indexes serves its filters
 (``source_dag_id``, ``timestamp``, ``run_after OR data_interval_end``), so the database reads
 every row of both tables for those products. Figures: docs/benchmarks.md, "SLO API".
 
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from typing import Any, Iterable
 
 from dag_factory.interval import parse_moment
@@ -68,88 +70,62 @@ def _partition(conf: dict, start, end, event_extra: dict | None):
     return None
 
 
-def load_records(session, dag_ids: Iterable[str], since: dt.datetime) -> dict[str, list[RunRecord]]:
+def load_records(session, dag_ids: Iterable[str], since: dt.datetime, *,
+                 cache: bool = True) -> dict[str, list[RunRecord]]:
     """Run records per product for runs started (or due) since ``since``.
 
     Args:
         session: a SQLAlchemy session on the metadata DB.
         dag_ids: the products to read.
         since: the earliest run to read (aware UTC), e.g. now - the largest SLO window.
+        cache: answer from the per-process copy brought up to date (default), or read the
+            window whole without touching the copy.
 
     Returns:
-        dag_id -> list of :class:`RunRecord` (runs whose partition cannot be placed are left out).
+        dag_id -> list of :class:`RunRecord` in ``dag_run.id`` order (runs whose partition
+        cannot be placed are left out).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: a failed query.
     """
-    return _load(session, list(dag_ids), since, with_latest=False)[0]
+    return load_history(session, dag_ids, since, cache=cache)[0]
 
 
-def load_history(session, dag_ids: Iterable[str],
-                 since: dt.datetime) -> tuple[dict[str, list[RunRecord]], dict[str, dt.datetime]]:
+def load_history(session, dag_ids: Iterable[str], since: dt.datetime, *, cache: bool = True,
+                 keep_dag_ids: Iterable[str] = (), keep_since: dt.datetime | None = None,
+                 ) -> tuple[dict[str, list[RunRecord]], dict[str, dt.datetime]]:
     """:func:`load_records` and :func:`latest_publish` of the same products, sharing one read
     of ``asset_event``.
 
     A product with a publish since ``since`` has its newest publish among the events read for
     its records; the whole-history ``max(timestamp)`` (a scan of ``asset_event``: no index
-    serves ``source_dag_id``) runs only for the products without one, if any.
+    serves ``source_dag_id``) runs only for the products without one, if any, on a whole read.
+
+    Args:
+        session: a SQLAlchemy session on the metadata DB.
+        dag_ids: the products to read; since: the window start (aware UTC), as
+            :func:`load_records`.
+        cache: use the per-process copy (:func:`dag_factory.slo.history_cache.history`,
+            default) or read the window whole without touching it.
+        keep_dag_ids, keep_since: with ``cache``, also keep these products and the history
+            from this earlier time in the copy, so that calls for other products or a longer
+            window (up to ``keep_since``) are answered from it without a whole read.
 
     Returns:
-        (dag_id -> records, as :func:`load_records`; dag_id -> newest publish, as
-        :func:`latest_publish`).
+        (dag_id -> records, as :func:`load_records`; dag_id -> newest publish (aware UTC), as
+        :func:`latest_publish`, for the products with one).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: a failed query.
     """
-    return _load(session, list(dag_ids), since, with_latest=True)
+    from dag_factory.slo import history_cache
 
-
-def _load(session, dag_ids: list[str], since: dt.datetime, with_latest: bool):
-    from sqlalchemy import or_, select
-    from sqlalchemy.orm import lazyload, load_only
-
-    from airflow.models.asset import AssetEvent
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-
-    records: dict[str, list[RunRecord]] = {d: [] for d in dag_ids}
-    if not dag_ids:
-        return records, {}
-    runs = session.execute(
-        select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.conf, DagRun.data_interval_start,
-               DagRun.data_interval_end, DagRun.start_date, DagRun.queued_at, DagRun.run_after)
-        .where(DagRun.dag_id.in_(dag_ids),
-               or_(DagRun.run_after >= since, DagRun.data_interval_end >= since))).all()
-    keys = {(r[0], r[1]) for r in runs}
-    events = {}
-    newest: dict[str, dt.datetime] = {}
-    for dag_id, run_id, stamp, extra in session.execute(
-            select(AssetEvent.source_dag_id, AssetEvent.source_run_id, AssetEvent.timestamp,
-                   AssetEvent.extra)
-            .where(AssetEvent.source_dag_id.in_(dag_ids), AssetEvent.timestamp >= since)):
-        stamp = _utc(stamp)
-        events[(dag_id, run_id)] = (stamp, extra)
-        if dag_id not in newest or stamp > newest[dag_id]:
-            newest[dag_id] = stamp
-    # The failed task of each failed run: only the columns the record (and log_url) uses, and
-    # not the DagRun that TaskInstance joins in by default.
-    failed_tis = defaultdict(list)
-    for ti in session.scalars(
-            select(TaskInstance)
-            .options(load_only(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id,
-                               TaskInstance.map_index, TaskInstance.try_number,
-                               TaskInstance.state, TaskInstance.end_date), lazyload("*"))
-            .where(TaskInstance.dag_id.in_(dag_ids), TaskInstance.state == "failed",
-                   TaskInstance.start_date >= since - dt.timedelta(days=1))):
-        if (ti.dag_id, ti.run_id) in keys:
-            failed_tis[(ti.dag_id, ti.run_id)].append(ti)
-    no_failures: list = []
-    for run in runs:
-        key = (run[0], run[1])
-        event = events.get(key)
-        if event is not None:
-            event = event[0], _as_dict(event[1])
-        record = _record(run, event, failed_tis.get(key, no_failures))
-        if record is not None:
-            records[run[0]].append(record)
-    if not with_latest:
-        return records, {}
-    older = [d for d in dag_ids if d not in newest]
-    return records, {**newest, **(latest_publish(session, older) if older else {})}
+    if not cache:
+        wanted = list(dict.fromkeys(dag_ids))
+        return history_cache.answer(history_cache.read_full(session, frozenset(wanted), since),
+                                    wanted, since)
+    return history_cache.history(session, dag_ids, since, keep_dag_ids=keep_dag_ids,
+                                 keep_since=keep_since)
 
 
 _EARLIEST = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
@@ -157,8 +133,10 @@ _EARLIEST = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 def _record(run, event, failed_tis) -> RunRecord | None:
     """The record of one run: ``run`` = the row (dag_id, run_id, state, conf,
-    data_interval_start, data_interval_end, start_date, queued_at, run_after)."""
-    _, run_id, state, conf, start, end, started, queued, run_after = run
+    data_interval_start, data_interval_end, start_date, queued_at, run_after, ...),
+    ``event`` = (published_at, extra dict) or None, ``failed_tis``: objects with ``task_id``,
+    ``end_date`` and ``log_url`` (the first of the earliest end date is the failure)."""
+    run_id, state, conf, start, end, started, queued, run_after = run[1:9]
     state = str(state.value if hasattr(state, "value") else state)
     if state not in _STATES:
         return None
@@ -182,7 +160,15 @@ def _record(run, event, failed_tis) -> RunRecord | None:
 
 
 def latest_publish(session, dag_ids: Iterable[str]) -> dict[str, dt.datetime]:
-    """The newest publish time of each product, however old (for freshness)."""
+    """The newest publish time of each product, however old (for freshness).
+
+    Args:
+        session: a SQLAlchemy session on the metadata DB; dag_ids: the products.
+
+    Returns:
+        dag_id -> the newest ``asset_event.timestamp`` of its runs (aware UTC), for the
+        products with at least one event.
+    """
     from sqlalchemy import func, select
 
     from airflow.models.asset import AssetEvent

@@ -10,7 +10,6 @@ behind it, so a held run occupies nothing but its place in ``max_active_runs``.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -19,7 +18,6 @@ from dag_factory.backfill import rate
 from dag_factory.backfill.config import PacingConfig, is_backfill
 from dag_factory.backfill.window import AllowedHours
 
-log = logging.getLogger(__name__)
 
 
 def decide(config: PacingConfig, now: dt.datetime, ledger: list[dt.datetime]

@@ -68,9 +68,9 @@ def relation_to_parquet(con, query: str, target: Path, params: list | dict | Non
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    con.execute(f"copy ({query}) to '{_sql_string(partial)}' (format parquet, compression zstd)",
-                params or [])
-    rows = con.execute(f"select count(*) from read_parquet('{_sql_string(partial)}')").fetchone()[0]
+    # COPY answers with the number of rows it wrote: no second read of the file
+    rows = con.execute(f"copy ({query}) to '{_sql_string(partial)}' (format parquet, compression zstd)",
+                       params or []).fetchone()[0]
     partial.replace(target)
     return rows
 

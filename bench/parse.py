@@ -106,6 +106,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from gc_timer import GcTimer  # bench/ is on sys.path: the script's own folder
+
 # Only the standard library is imported at module level: the measuring subprocess runs this
 # same file, and must not have airflow or dag_factory imported before it starts timing.
 
@@ -670,22 +672,13 @@ def _child(folder: str, repeats: int, result_path: str,
         sys.path.append(folder)
 
     fills: list[dict] = []
-    gc_time = [0.0, None]  # seconds spent in the cyclic GC (all generations), start of current
-
-    def on_gc(phase: str, info: dict) -> None:
-        if phase == "start":
-            gc_time[1] = time.perf_counter()
-        elif gc_time[1] is not None:
-            gc_time[0] += time.perf_counter() - gc_time[1]
-            gc_time[1] = None
-
-    gc.callbacks.append(on_gc)
+    gc_timer = GcTimer()
 
     def fill(kind: str, profiler=None) -> float:
         gc.collect()  # not timed: start each fill from the same collected heap
         if profiler:
             profiler.enable()
-        gc_time[0] = 0.0
+        gc_timer.reset()
         start, cpu_start = time.perf_counter(), time.process_time()
         bag = DagBag(folder)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -696,7 +689,7 @@ def _child(folder: str, repeats: int, result_path: str,
             for dag_id, dag in bag.dags.items():
                 shape = _dag_shape(dag)
                 shapes[shape] = shapes.get(shape, 0) + 1
-        fills.append({"kind": kind, "seconds": seconds, "cpu_seconds": cpu, "gc_seconds": gc_time[0],
+        fills.append({"kind": kind, "seconds": seconds, "cpu_seconds": cpu, "gc_seconds": gc_timer.seconds,
                       "dags": len(bag.dags), "dag_ids": sorted(bag.dags), "shapes": shapes,
                       "invalid": {dag_id: f"{dag.description}\n{(dag.doc_md or '')[-1500:]}"
                                   for dag_id, dag in bag.dags.items()

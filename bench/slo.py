@@ -111,6 +111,8 @@ import time
 import uuid
 from pathlib import Path
 
+from gc_timer import GcTimer  # bench/ is on sys.path: the script's own folder
+
 # Only the standard library is imported at module level: the measuring subprocess runs this
 # same file, and must not have airflow or dag_factory imported before it starts.
 
@@ -527,7 +529,6 @@ def _child_measure(spec: dict, result_path: str, profile_path: str | None) -> No
     import contextlib
     import dataclasses
     import datetime as dt
-    import gc
     import hashlib
     import importlib
 
@@ -563,25 +564,16 @@ def _child_measure(spec: dict, result_path: str, profile_path: str | None) -> No
                                "invalid_specs": to_jsonable(invalid)}, ensure_ascii=False,
                               allow_nan=False, separators=(",", ":")).encode("utf-8")
 
-    gc_time = [0.0, None]  # seconds in the cyclic GC (all generations), start of the current one
-
-    def on_gc(phase: str, info: dict) -> None:
-        if phase == "start":
-            gc_time[1] = time.perf_counter()
-        elif gc_time[1] is not None:
-            gc_time[0] += time.perf_counter() - gc_time[1]
-            gc_time[1] = None
-
-    gc.callbacks.append(on_gc)
+    gc_timer = GcTimer()
 
     def call():
         session = settings.Session.session_factory()  # a new unscoped session, like SessionDep
         try:
-            gc_time[0] = 0.0
+            gc_timer.reset()
             start, cpu = time.perf_counter(), time.process_time()
             statuses, invalid = collect(session, readable, now)
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-            gc_seconds = gc_time[0]
+            gc_seconds = gc_timer.seconds
         finally:
             session.close()
         start = time.perf_counter()

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -83,19 +84,9 @@ class AirflowServices:
                 os.killpg(process.pid, signal.SIGKILL)
 
     def wait_healthy(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            process = self.health_process
-            if self.processes[process].poll() is not None:
-                raise RuntimeError(f"{process} exited:\n" + (self.logs / f"{process}.log").read_text()[-4000:])
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"api-server not healthy within {timeout}s")
+        """Wait until the API server answers (see :func:`wait_until_healthy`)."""
+        name = self.health_process
+        wait_until_healthy(self.api_url, self.processes[name], self.logs / f"{name}.log", timeout)
 
     def token(self, user: str = "admin", password: str = "admin") -> str:
         """A JWT of ``user`` from ``POST /auth/token`` (SimpleAuthManager users of the env)."""
@@ -237,6 +228,38 @@ class Sampler:
         self._stop.set()
 
 
+def http_get(url: str, token: str | None = None) -> tuple[int, str]:
+    """``GET url`` (with a bearer token if given): ``(status, body text)``, also for 4xx/5xx."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_until_healthy(base_url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Wait until ``{base_url}/api/v2/monitor/health`` answers 200.
+
+    Raises:
+        RuntimeError: ``process`` (the API server, or standalone) exited, with its log's end;
+        TimeoutError: no healthy answer within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{log.stem} exited:\n" + log.read_text()[-4000:])
+        try:
+            with urllib.request.urlopen(f"{base_url}/api/v2/monitor/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"api-server not healthy within {timeout:.0f}s:\n" + log.read_text()[-3000:])
+        time.sleep(1)
+
+
 def token_for(base_url: str, user: str, password: str) -> str:
     """A JWT of ``user`` from ``POST {base_url}/auth/token``."""
     body = json.dumps({"username": user, "password": password}).encode()
@@ -259,19 +282,7 @@ def api_server(env: dict[str, str], log: Path, port: int, timeout: float = 120):
                               stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError("api-server exited:\n" + log.read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"api-server not healthy in {timeout:.0f}s:\n" + log.read_text()[-3000:])
-            time.sleep(1)
+        wait_until_healthy(base, server, log, timeout)
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -15,14 +15,12 @@ import datetime as dt
 import json
 import os
 import threading
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from airflow_services import api_server, token_for
+from airflow_services import api_server, http_get, token_for
 from helpers import demo_yaml, products_folder, run
 from test_alerts import (  # noqa: F401 - fixtures
     ALERTS_BLOCK, WITH_WEBHOOK, assert_no_secrets, free_port, smtp_server,
@@ -51,15 +49,6 @@ def product_yaml(name: str, **replacements: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # a real API server with the plugin
-
-
-def http_get(url: str, token: str | None = None) -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,13 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from airflow_services import AirflowServices, drop_database, start_standalone
+from airflow_services import http_get as request
 from conftest import REPO, missing
 from dag_factory.demo.s3server import free_port
 from dag_factory.demo.seed import LANDING, seed_landing
@@ -47,15 +46,6 @@ class Deployment:
     tokens: dict[str, str]
     run_ids: dict[tuple[str, dt.date], str]
     runs: dict[str, list[tuple[str, str, str]]]
-
-
-def request(url: str, token: str | None = None) -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def without_alerts(text: str) -> str:

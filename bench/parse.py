@@ -599,7 +599,7 @@ VARIANTS: dict[str, Variant] = {
                 "files of one DAG each, loaded by one load_yaml_dags() module",
                 profile_focus=(
                     ("load_yaml_dags (the whole loader)", "dagfactory/dagfactory.py", "load_yaml_dags"),
-                    ("  YAML load (FullLoader, casts)", "dagfactory/_yaml.py", "load_yaml_file"),
+                    ("  YAML load (dag-factory's loader, casts)", "dagfactory/_yaml.py", "load_yaml_file"),
                     ("  DagBuilder.build: DAG + tasks", "dagfactory/dagbuilder.py", "build"),
                     ("  config dumped into doc_md", "dagfactory/dagfactory.py", "_serialise_config_md"),
                 ),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from dag_factory.slo.engine import SloStatus, SloTargets, compute
+from dag_factory.slo.jsonable import to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +161,6 @@ _STATE_KEYS = ("state", "reasons", "evaluated_at", "window_seconds", "success_ra
                "quality_pass_rate", "freshness")
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
-
-
 def _last_failure(record: Mapping[str, Any] | None) -> dict | None:
     if not record:
         return None
@@ -196,7 +185,7 @@ def status_json(status: SloStatus) -> dict[str, Any]:
         targets as fractions, durations in seconds, times in ISO 8601), ``last_failure``
         reduced to run, stage, task, partition, error and log URL.
     """
-    return compact_state(_plain(status))
+    return compact_state(to_jsonable(status))
 
 
 def compact_state(slo: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dag_factory.slo import metadata
+from dag_factory.slo.jsonable import to_jsonable  # noqa: F401 - part of this module's API
 from dag_factory.slo.engine import SloStatus, SloTargets, compute
 
 
@@ -271,28 +272,3 @@ def _collect(session, readable: set[str], now: dt.datetime,
                        f"{i.message}" for i in error.issues]  # file name only: no server paths
             invalid.append(InvalidSpec(file=path.name, dag_id=dag_id, errors=located))
     return statuses, invalid
-
-
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses, datetimes and tuples as JSON-ready data."""
-    kind = type(value)
-    if kind in _PLAIN:  # the bulk of the values: returned as they are, as below
-        return value
-    names = _FIELD_NAMES.get(kind)
-    if names is None and dataclasses.is_dataclass(value):
-        names = tuple(f.name for f in dataclasses.fields(value))
-        if not isinstance(value, type):  # an instance: its class's fields never change
-            _FIELD_NAMES[kind] = names
-    if names is not None:
-        return {name: to_jsonable(getattr(value, name)) for name in names}
-    if isinstance(value, dict):
-        return {k: to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value

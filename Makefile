@@ -15,12 +15,15 @@ DEMO_ENV := AIRFLOW_HOME=$(DEMO)/airflow \
 	AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "file", "log_file_path": "$(LINEAGE)", "append": true}' \
 	SODA_CORE_TELEMETRY_ENABLED=false
 
-.PHONY: install demo test test-fast up bench bench-slo bench-backfill schema clean
+.PHONY: install demo test test-fast up bench bench-quick bench-parse bench-run bench-gate bench-slo bench-backfill schema clean
 
 $(BIN)/dataproducts: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
+	@# setuptools leaves this build by-product in the source tree; Airflow started from here
+	@# would see the package twice and skip the plugins after it (docs/deploy.md, "Plugins")
+	rm -rf airflow_dataproducts.egg-info
 	@touch $@
 
 install: $(BIN)/dataproducts  ## create .venv with the package and test tools
@@ -46,8 +49,21 @@ up: install  ## Airflow standalone on http://localhost:8080 with the products lo
 	@echo "Airflow UI: http://localhost:8080 - login printed below and stored in $(DEMO)/airflow/simple_auth_manager_passwords.json.generated"
 	PATH=$(CURDIR)/$(BIN):$$PATH $(DEMO_ENV) $(BIN)/airflow standalone  # it starts `airflow` components from PATH
 
-bench: install  ## DagBag parse benchmark (see docs/benchmarks.md)
-	$(BIN)/python bench/parse.py
+bench: install  ## every benchmark, full (~1.5 hours; Postgres needed): tables + bench/results/<date>-full.md
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/all.py
+
+bench-quick: install  ## every benchmark in its smallest configuration (~4 min): bench/results/<date>-quick.md
+	$(BIN)/python bench/all.py --quick
+
+bench-parse: install  ## DagBag parse time vs hand-written Python DAGs and dag-factory (~30 min)
+	$(BIN)/python bench/all.py --only parse
+
+bench-run: install  ## run overhead vs bare DuckDB, a year of flights in one run (~1.5 min)
+	$(BIN)/python bench/all.py --only run
+
+bench-gate: install  ## Soda gate time vs rows and checks (~1.5 min)
+	$(BIN)/python bench/all.py --only gate
 
 bench-slo: install  ## SLO API latency, 1,000 products x 365 days (see docs/benchmarks.md)
 	$(BIN)/python bench/slo.py

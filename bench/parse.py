@@ -68,6 +68,16 @@ variants write the same N products (``flights_daily_0001`` ...) three ways:
 As the DAG processor's ``BundleDagBag`` does, the subprocess puts the DAGs folder on
 ``sys.path`` (the no-op callable's module is imported from there).
 
+On a shared machine seconds follow the load. ``--rounds R`` measures each (variant, N) R
+times, the variants alternating within each size, pools the rounds in the table and prints
+each round's **paired ratio** (the variants' median warm fills measured next to each other).
+``--instructions`` also counts the instructions of one warm fill under valgrind's callgrind,
+which the load does not change: for each N of ``--instruction-sizes`` and each variant, a
+process with the cold fill and ``--instruction-repeats`` (default 1) warm fills minus one
+with the cold fill only, divided by those repeats (~50x slower; the counted warm fills run without Airflow's import
+timeout, without the ``gc.collect()`` before them and without the shape check, which the cold
+fill keeps).
+
 Targets are printed beside the figures but a missed target never changes the exit code (only
 errors do). ``--profile`` runs one more subprocess for N=100 (``--profile-size``) and prints the
 top 15 cumulative entries of ``cProfile`` for one warm fill (``--profile-cold`` profiles the
@@ -86,6 +96,7 @@ Usage (from the repo root)::
     .venv/bin/python bench/parse.py --sizes 10,100 --profile
     .venv/bin/python bench/parse.py --json results.json  # also write the raw figures
     .venv/bin/python bench/parse.py --variants dataproducts,python_dags,dag_factory_yaml
+    .venv/bin/python bench/parse.py --variants dataproducts,python_dags --rounds 3 --instructions
 """
 
 from __future__ import annotations
@@ -580,7 +591,10 @@ VARIANTS: dict[str, Variant] = {
                     ("build_dags (the whole loader)", "dag_factory/build/folder.py", "build_dags"),
                     ("  load_products: read + validate all files", "dag_factory/spec/loading.py",
                      "load_products"),
-                    ("    YAML parse with line marks", "dag_factory/spec/yaml_marks.py", "load_marked"),
+                    ("    YAML parse without marks (valid files)", "dag_factory/spec/yaml_marks.py",
+                     "load_plain"),
+                    ("    YAML parse with line marks (invalid files)", "dag_factory/spec/yaml_marks.py",
+                     "load_marked"),
                     ("    pydantic ProductSpec validation", "pydantic/main.py", "model_validate"),
                     ("    Soda contract JSON Schema check", "dag_factory/spec/soda_schema.py",
                      "soda_contract_errors"),
@@ -652,8 +666,12 @@ def _dag_shape(dag) -> str:
 
 
 def _child(folder: str, repeats: int, result_path: str,
-           profile_path: str | None, profile_cold: bool) -> None:
-    """Runs in a fresh interpreter: measure the DagBag fills of ``folder``; write JSON results."""
+           profile_path: str | None, profile_cold: bool, counting: bool = False) -> None:
+    """Runs in a fresh interpreter: measure the DagBag fills of ``folder``; write JSON results.
+
+    ``counting``: the process runs under callgrind, which counts every instruction between the
+    fills too: no traced fill, no ``gc.collect()`` before a warm fill and the DAGs' shapes
+    checked on the cold fill only (the warm fills build the same DAGs again)."""
     import gc
     import resource
     import tracemalloc
@@ -675,7 +693,8 @@ def _child(folder: str, repeats: int, result_path: str,
     gc_timer = GcTimer()
 
     def fill(kind: str, profiler=None) -> float:
-        gc.collect()  # not timed: start each fill from the same collected heap
+        if not (counting and kind == "warm"):
+            gc.collect()  # not timed: start each fill from the same collected heap
         if profiler:
             profiler.enable()
         gc_timer.reset()
@@ -685,7 +704,7 @@ def _child(folder: str, repeats: int, result_path: str,
         if profiler:
             profiler.disable()
         shapes: dict[str, int] = {}
-        if kind != "traced":  # (not while tracemalloc records the fill's peak)
+        if kind != "traced" and not (counting and kind == "warm"):  # (not while tracemalloc records)
             for dag_id, dag in bag.dags.items():
                 shape = _dag_shape(dag)
                 shapes[shape] = shapes.get(shape, 0) + 1
@@ -730,12 +749,13 @@ def _child(folder: str, repeats: int, result_path: str,
         for _ in range(repeats):
             fill("warm")
         result["rss_peak_mb"] = rss_mb()
-        no_import_timeout()
-        gc.collect()
-        tracemalloc.start()
-        fill("traced")
-        result["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
+        if not counting:
+            no_import_timeout()
+            gc.collect()
+            tracemalloc.start()
+            fill("traced")
+            result["traced_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
     result["fills"] = fills
     Path(result_path).write_text(json.dumps(result), encoding="utf-8")
 
@@ -751,9 +771,11 @@ def _progress(message: str) -> None:
 
 
 def run_size(variant: Variant, n: int, repeats: int, *, python: str | None = None,
-             profile_path: Path | None = None, profile_cold: bool = False, keep: bool = False) -> dict:
+             profile_path: Path | None = None, profile_cold: bool = False, keep: bool = False,
+             callgrind_out: Path | None = None) -> dict:
     """Generate the folder for (variant, N) and measure it in a fresh subprocess of ``python``
-    (default: this interpreter)."""
+    (default: this interpreter); with ``callgrind_out``, under valgrind's callgrind (which
+    counts the instructions the process executes into that file) and without the traced fill."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-parse-{variant.name}-{n}-"))
     try:
         folder = work / "dags"
@@ -784,6 +806,11 @@ def run_size(variant: Variant, n: int, repeats: int, *, python: str | None = Non
         if profile_path:
             cmd += ["--_profile-out", str(profile_path)] + (["--profile-cold"] if profile_cold else [])
         what = "profiled fill" if profile_path else f"cold + {repeats} warm + traced fills"
+        if callgrind_out:  # ~50x slower: no import timeout (the fills' times are not reported)
+            env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] = "0"
+            cmd = ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={callgrind_out}",
+                   *cmd, "--_counting"]
+            what = f"cold + {repeats} warm fills under callgrind"
         _progress(f"{variant.name} N={n}: measuring ({what}) in a fresh subprocess ...")
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
@@ -822,6 +849,86 @@ def run_size(variant: Variant, n: int, repeats: int, *, python: str | None = Non
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def merge_rounds(results: list[dict]) -> dict:
+    """One result of the rounds of a (variant, N): their fills together (the summary takes
+    the medians over all warm fills), the peaks' maxima, the first round's load."""
+    merged = dict(results[0])
+    merged["fills"] = [f for r in results for f in r["fills"]]
+    for key in ("rss_peak_mb", "traced_peak_mb"):
+        merged[key] = max(r[key] for r in results)
+    merged["rounds"] = len(results)
+    return merged
+
+
+def _callgrind_total(path: Path) -> int:
+    """The instructions executed (``Ir``) that callgrind recorded in its output file."""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise BenchError(f"{path}: no totals line (did callgrind finish?)")
+
+
+def count_instructions(variant: Variant, n: int, repeats: int, python: str) -> dict:
+    """Instructions of one warm fill of (variant, N), by difference: a process that does the
+    cold fill and ``repeats`` warm fills, minus one that does the cold fill only, divided by
+    ``repeats``. Instruction counts do not depend on the machine's load (seconds do)."""
+    if shutil.which("valgrind") is None:
+        raise BenchError("--instructions needs valgrind (apt-get install valgrind)")
+    totals = {}
+    with tempfile.TemporaryDirectory(prefix="bench-parse-callgrind-") as tmp:
+        for k in (0, repeats):
+            out = Path(tmp) / f"callgrind.{k}.out"
+            started = time.perf_counter()
+            run_size(variant, n, k, python=python, callgrind_out=out)
+            totals[k] = _callgrind_total(out)
+            _progress(f"{variant.name} N={n}: {k} warm fills: {totals[k] / 1e9:.2f} G instructions "
+                      f"in all ({time.perf_counter() - started:.0f}s under callgrind)")
+    per_fill = (totals[repeats] - totals[0]) / repeats
+    return {"variant": variant.name, "n": n, "repeats": repeats, "instructions_per_fill": per_fill,
+            "per_product": per_fill / n}
+
+
+def print_instructions(rows: list[dict]) -> None:
+    """The instruction counts' table, with the targets' ratios where both variants were counted."""
+    by = {(r["variant"], r["n"]): r for r in rows}
+    print("instructions per warm DagBag fill (callgrind; by difference of a process with and one "
+          "without the warm fills):")
+    print(f"{'variant':<16} {'N':>5} {'M instr/fill':>13} {'M instr/prod':>13}  target")
+    for r in rows:
+        cells = []
+        for t in TARGETS:
+            base = by.get((t.baseline, r["n"]))
+            if t.variant == r["variant"] and base:
+                ratio = r["instructions_per_fill"] / base["instructions_per_fill"]
+                cells.append(f"{ratio:.2f}x the instructions of {t.baseline} (target {t.text}, "
+                             f"i.e. <= {t.max_ratio:.2f}x: {'met' if ratio <= t.max_ratio else 'MISSED'})")
+        print(f"{r['variant']:<16} {r['n']:>5} {r['instructions_per_fill'] / 1e6:>13.1f} "
+              f"{r['per_product'] / 1e6:>13.2f}  {'; '.join(cells) or STANDALONE_TARGET}")
+    print()
+
+
+def paired_ratios(raw: list[dict]) -> list[str]:
+    """Per target and N, the median and range over rounds of the ratio of the two variants'
+    median warm fills measured in the same round (next to each other in time)."""
+    lines = []
+    for t in TARGETS:
+        for n in sorted({r["n"] for r in raw}):
+            pairs = []
+            for rnd in sorted({r.get("round", 0) for r in raw}):
+                a = [r for r in raw if (r["variant"], r["n"], r.get("round", 0)) == (t.variant, n, rnd)]
+                b = [r for r in raw if (r["variant"], r["n"], r.get("round", 0)) == (t.baseline, n, rnd)]
+                if a and b:
+                    pairs.append(_median_warm(a[0]) / _median_warm(b[0]))
+            if len(pairs) > 1:
+                lines.append(f"  N={n}: {t.variant}/{t.baseline} {statistics.median(pairs):.2f} "
+                             f"(rounds: {', '.join(f'{p:.2f}' for p in pairs)})")
+    return lines
+
+
+def _median_warm(result: dict) -> float:
+    return statistics.median(f["seconds"] for f in result["fills"] if f["kind"] == "warm")
 
 
 def summarize(result: dict) -> dict:
@@ -896,6 +1003,12 @@ def print_report(rows: list[dict], repeats: int, raw: list[dict] | None = None) 
                                      f"({ra['cpu_median_ms'] / rb['cpu_median_ms']:.2f})")
             print(f"  N={n}: " + "; ".join(cells))
         print()
+    paired = paired_ratios(raw or [])
+    if paired:
+        print("paired ratios (median warm fill of each variant in the same round; the rounds "
+              "alternate the variants, so a change of load hits both):")
+        print("\n".join(paired))
+        print()
     if raw:
         seen = {}
         for result in raw:
@@ -967,6 +1080,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="dataproducts",
                         help=f"comma-separated variants, of: {', '.join(VARIANTS)} (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="warm fills per size (default: 3)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure each (N, variant) this many times, the variants alternating "
+                             "(default: 1); the table pools the rounds, paired ratios are per round")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the instructions of a warm fill with valgrind's callgrind "
+                             "(independent of the machine's load; ~50x slower: keep N <= 100)")
+    parser.add_argument("--instruction-sizes", default="10,100",
+                        help="the N to count instructions for (default: %(default)s)")
+    parser.add_argument("--instruction-repeats", type=int, default=1,
+                        help="warm fills counted per (variant, N) (default: 1; the counts hardly vary)")
     parser.add_argument("--profile", action="store_true",
                         help=f"also cProfile one fill and print the top {PROFILE_TOP} cumulative entries")
     parser.add_argument("--profile-size", type=int, default=100, help="N to profile (default: 100)")
@@ -980,11 +1103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     parser.add_argument("--_result", help=argparse.SUPPRESS)
     parser.add_argument("--_profile-out", dest="child_profile_out", help=argparse.SUPPRESS)
+    parser.add_argument("--_counting", dest="child_counting", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args._child:
         _child(args._child, args.repeats, args._result,
-               args.child_profile_out, args.profile_cold)
+               args.child_profile_out, args.profile_cold, counting=args.child_counting)
         return 0
 
     try:
@@ -993,14 +1117,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
     if not sizes or min(sizes) < 1:
         parser.error("--sizes: give at least one size >= 1")
-    if args.repeats < 1:
-        parser.error("--repeats: at least 1")
+    if min(args.repeats, args.rounds, args.instruction_repeats) < 1:
+        parser.error("--repeats, --rounds, --instruction-repeats: at least 1")
+    try:
+        instruction_sizes = [int(s) for s in args.instruction_sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--instruction-sizes: expected comma-separated integers, got {args.instruction_sizes!r}")
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"--variants: unknown {unknown}; known: {list(VARIANTS)}")
     variants = [VARIANTS[v] for v in args.variants.split(",")]
 
-    rows, raw = [], []
+    rows, raw, counted = [], [], []
     reported = False
     try:
         pythons = {v.name: v.python() if v.python else sys.executable for v in variants}
@@ -1011,13 +1139,22 @@ def main(argv: list[str] | None = None) -> int:
         # sizes outside, variants inside: the variants of one size are measured close in time,
         # under about the same load of the (shared) machine
         for n in sizes:
-            for variant in variants:
-                result = run_size(variant, n, args.repeats, python=pythons[variant.name], keep=args.keep)
-                raw.append(result)
-                rows.append(summarize(result))
+            rounds: dict[str, list[dict]] = {v.name: [] for v in variants}
+            for rnd in range(args.rounds):
+                for variant in variants:
+                    result = run_size(variant, n, args.repeats, python=pythons[variant.name],
+                                      keep=args.keep)
+                    result["round"] = rnd
+                    raw.append(result)
+                    rounds[variant.name].append(result)
+            rows += [summarize(merge_rounds(results)) for results in rounds.values()]
         rows.sort(key=lambda r: ([v.name for v in variants].index(r["variant"]), r["n"]))
-        print_report(rows, args.repeats, raw)
+        print_report(rows, args.repeats * args.rounds, raw)
         reported = True
+        if args.instructions:
+            counted += [count_instructions(variant, n, args.instruction_repeats, pythons[variant.name])
+                       for n in instruction_sizes for variant in variants]
+            print_instructions(counted)
         if args.profile:
             for variant in variants:
                 with tempfile.TemporaryDirectory(prefix="bench-parse-profile-") as tmp:
@@ -1029,11 +1166,12 @@ def main(argv: list[str] | None = None) -> int:
                     print_profile(prof, variant)
     except BenchError as exc:
         if rows and not reported:  # what was measured before the error
-            print_report(rows, args.repeats, raw)
+            print_report(rows, args.repeats * args.rounds, raw)
         print(f"\nERROR: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "raw": raw}, indent=2), encoding="utf-8")
+        args.json.write_text(json.dumps({"rows": rows, "raw": raw, "instructions": counted},
+                                        indent=2), encoding="utf-8")
     return 0
 
 

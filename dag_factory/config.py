@@ -2,7 +2,8 @@
 
 | key             | default                         | meaning                                   |
 |-----------------|---------------------------------|-------------------------------------------|
-| data_folder     | ``$AIRFLOW_HOME/dataproducts``  | landing, staging and published partitions |
+| data_folder     | ``$AIRFLOW_HOME/dataproducts``  | landing, staging and published partitions: a local path or ``s3://bucket/prefix`` (docs/architecture.md) |
+| data_conn_id    | ``aws_default``                 | AWS connection of an ``s3://`` data folder (``endpoint_url`` in its extra for S3-compatible services) |
 | products_folder | Airflow's ``[core] dags_folder``| where the product YAML files live         |
 | alerts_smtp_conn_id | ``[email] email_conn_id``, else ``smtp_default`` | SMTP connection of alert emails |
 | alerts_from_email   | ``[email] from_email``       | sender of alert emails (see docs/alerts.md) |
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from dag_factory.datastore.s3path import S3Path
 
 SECTION = "dataproducts"
 
@@ -31,21 +34,27 @@ def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
 
 
-def data_folder() -> Path:
-    """The data folder: a local path (S3 data folders arrive with the S3 storage backend).
+def data_folder() -> Path | S3Path:
+    """The data folder: a local ``Path``, or an :class:`S3Path` for ``s3://bucket/prefix``
+    (reached with connection :func:`data_conn_id`).
 
     Raises:
-        ValueError: when the configured value is an ``s3://`` URI (not supported yet).
+        ValueError: for an ``s3://`` value without a bucket name.
     """
     value = _airflow_conf().get(SECTION, "data_folder", fallback=None)
     if not value:
         return airflow_home() / "dataproducts"
     if value.startswith("s3://"):
-        raise ValueError(
-            f"[{SECTION}] data_folder = {value}: S3 data folders are not supported yet; "
-            "use a local path (S3 inputs and exports work with any data folder)"
-        )
+        try:
+            return S3Path.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"[{SECTION}] data_folder: {exc}") from None
     return Path(value).expanduser()
+
+
+def data_conn_id() -> str:
+    """The Airflow AWS connection of an S3 data folder (default ``aws_default``)."""
+    return _airflow_conf().get(SECTION, "data_conn_id", fallback=None) or "aws_default"
 
 
 def products_folder(default: Path | None = None) -> Path:

@@ -34,18 +34,37 @@ class ProductOperator(BaseOperator):
     Args:
         product: the product name (the dag_id).
         stage: one of :data:`STAGES`, used in logs and alerts.
+        engine: the spec's ``engine`` block plus ``major`` (``{"type": "postgres", "conn_id":
+            ..., "schema": ..., "major": 1}``) for a warehouse engine; None for DuckDB.
         **kwargs: passed to :class:`airflow.sdk.BaseOperator`.
     """
 
     ui_color = "#e8f4fd"
     measured: dict | None = None  # what run() measured (rows, bytes, ...), for the lineage
 
-    def __init__(self, *, product: str, stage: str, **kwargs: Any) -> None:
+    def __init__(self, *, product: str, stage: str, engine: dict | None = None,
+                 **kwargs: Any) -> None:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
         super().__init__(**kwargs)
         self.product = product
         self.stage = stage
+        self.engine = engine
+
+    @property
+    def warehouse(self):
+        """The :class:`dag_factory.engines.base.WarehouseEngine` of a product on a warehouse
+        engine, or None on the DuckDB default."""
+        from dag_factory.engines import warehouse_engine
+
+        return warehouse_engine(self.engine)
+
+    def stage_job(self, context):
+        """The :class:`dag_factory.engines.base.StageJob` of this task's run."""
+        from dag_factory.engines.base import StageJob
+
+        return StageJob(product=self.product, major=int((self.engine or {}).get("major", 1)),
+                        run_id=context["run_id"], interval=self.data_interval(context))
 
     def render_template_fields(self, context, jinja_env=None) -> None:
         fill_template_context(context)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dag_factory.storage import MANIFEST, product_root, quality_history_file
+from dag_factory import datastore
+from dag_factory.storage import product_root, quality_history_file
 
 
 @dataclass
@@ -128,19 +129,53 @@ def summarise(dag, dag_run) -> RunSummary:
     summary = RunSummary(product=dag.dag_id, run_id=dag_run.run_id, state=str(dag_run.state))
     for ti in dag_run.get_task_instances():
         summary.tasks[ti.task_id] = (str(ti.state), ti.duration)
-    history = quality_history_file(dag.dag_id, dag_run.run_id)
-    if history.is_file():
-        summary.quality = json.loads(history.read_text())
+    from dag_factory.publish.reader import published_partitions
+
     publish = next((t for t in dag.tasks if t.task_id.startswith("publish.")), None)
+    try:  # a failed run may have failed on the data folder itself (missing bucket, access)
+        summary.quality = json.loads(datastore.read_text(
+            quality_history_file(dag.dag_id, dag_run.run_id)))
+    except datastore.NotFound:
+        pass
+    except OSError as exc:
+        logging.getLogger(__name__).warning("no run summary from the data folder: %s", exc)
+        return summary
+    if getattr(publish, "engine", None):  # a warehouse engine: no manifests, read its XCom
+        published = _return_value(dag_run, publish.task_id) or {}
+        summary.rows = published.get("rows", 0)
+        summary.partitions = list(published.get("partitions", []))
+        return summary
     major = getattr(publish, "major", 1)
-    root = product_root(dag.dag_id, major)
-    if root.is_dir():
-        for manifest_file in sorted(root.glob(f"*/{MANIFEST}")):
-            manifest = json.loads(manifest_file.read_text())
-            if manifest.get("run_id") == dag_run.run_id:
-                summary.rows += manifest["rows"]
-                summary.partitions.append(manifest["partition"]["value"])
+    for partition in published_partitions(product_root(dag.dag_id, major), _in_run(dag_run)):
+        if partition.manifest.get("run_id") == dag_run.run_id:
+            summary.rows += partition.manifest["rows"]
+            summary.partitions.append(partition.manifest["partition"]["value"])
     return summary
+
+
+def _return_value(dag_run, task_id: str):
+    """The XCom return value of ``task_id`` in ``dag_run`` (decoded), or None."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        value = session.query(XComModel.value).filter(
+            XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
+            XComModel.task_id == task_id, XComModel.key == "return_value").scalar()
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _in_run(dag_run):
+    """A partition-value filter of the run's data interval (from the run conf of
+    :func:`run_product`), so only those manifests are read; None (all) without one."""
+    from dag_factory.interval import DataInterval
+
+    conf = dag_run.conf or {}
+    if "data_interval_start" not in conf:
+        return None
+    interval = DataInterval(dt.datetime.fromisoformat(conf["data_interval_start"]),
+                            dt.datetime.fromisoformat(conf["data_interval_end"]))
+    return lambda value: interval.contains_partition(value) is not False
 
 
 def quiet_airflow_logs() -> None:

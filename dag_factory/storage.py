@@ -10,16 +10,21 @@
 <data_folder>/_quality/<product>/<run>.json                     gate results history (SLO engine)
 ```
 Staging and published trees share one filesystem, so publish is a rename, not a copy.
+
+With an ``s3://bucket/prefix`` data folder the layout is the same under the prefix (the
+functions below return :class:`~dag_factory.datastore.S3Path` locations), except that a
+partition's data file has a unique name, ``part-<run>-<token>.parquet``, named by its
+``_manifest.json`` (see :mod:`dag_factory.publish.object_swap`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote, unquote
 
 from dag_factory.config import data_folder
+from dag_factory.datastore import Location
 
 MANIFEST = "_manifest.json"
 PART_FILE = "part-0.parquet"
@@ -33,37 +38,37 @@ def safe_run_id(run_id: str) -> str:
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Staging paths of one DAG run of one product."""
+    """Staging paths of one DAG run of one product (local paths or S3 locations)."""
 
-    root: Path
+    root: Location
 
-    def input_file(self, name: str) -> Path:
+    def input_file(self, name: str) -> Location:
         return self.root / "inputs" / f"{name}.parquet"
 
     @property
-    def output_file(self) -> Path:
+    def output_file(self) -> Location:
         return self.root / "output.parquet"
 
     @property
-    def quality_file(self) -> Path:
+    def quality_file(self) -> Location:
         return self.root / "quality.json"
 
     @property
-    def publish_dir(self) -> Path:
+    def publish_dir(self) -> Location:
         return self.root / "publish"
 
 
-def run_paths(product: str, run_id: str, folder: Path | None = None) -> RunPaths:
+def run_paths(product: str, run_id: str, folder: Location | None = None) -> RunPaths:
     """Staging paths for ``product``'s run ``run_id`` under the data folder."""
     return RunPaths((folder or data_folder()) / "_staging" / product / safe_run_id(run_id))
 
 
-def product_root(product: str, major: int, folder: Path | None = None) -> Path:
+def product_root(product: str, major: int, folder: Location | None = None) -> Location:
     """The published tree of one product version: ``products/<product>/v<major>``."""
     return (folder or data_folder()) / "products" / product / f"v{major}"
 
 
-def quality_history_file(product: str, run_id: str, folder: Path | None = None) -> Path:
+def quality_history_file(product: str, run_id: str, folder: Location | None = None) -> Location:
     """Where the gate result of a run is kept for the SLO engine."""
     return (folder or data_folder()) / "_quality" / product / f"{safe_run_id(run_id)}.json"
 

@@ -1,10 +1,12 @@
-"""The transform stage: the product's SQL over its staged inputs, in in-process DuckDB."""
+"""The transform stage: the product's SQL over its staged inputs, in in-process DuckDB or on
+the product's warehouse engine (:mod:`dag_factory.engines`)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from dag_factory.datastore.workspace import Workspace
 from dag_factory.engines import duckdb as engine
 from dag_factory.operator_base import DeterministicFailure, ProductOperator
 from dag_factory.storage import NULL_PARTITION, run_paths
@@ -47,23 +49,44 @@ class TransformOperator(ProductOperator):
         self.partition_by = partition_by
 
     def run(self, context) -> dict[str, Any]:
+        if self.warehouse is not None:
+            return self._run_in_warehouse(context)
         interval = self.data_interval(context)
         paths = run_paths(self.product, context["run_id"])
+        workspace = Workspace()  # local paths of staged files (downloaded/uploaded on S3)
         con = engine.connect()
         try:
             for name in self.input_names:
-                staged = str(paths.input_file(name)).replace("'", "''")
+                staged = str(workspace.read(paths.input_file(name))).replace("'", "''")
                 con.execute(f"create view {engine.quote_ident(name)} as "
                             f"select * from read_parquet('{staged}')")
             params = {k: v for k, v in interval.as_params().items()
                       if re.search(rf"\$\b{k}\b", self.sql)}
             con.execute(f"create temp table _result as {self.sql}", params)
             conform = conformed_select(con, "_result", self.columns, self.product)
-            rows = engine.relation_to_parquet(con, conform, paths.output_file)
-            self.measured = {"rows": rows, "bytes": paths.output_file.stat().st_size}
-            partitions = staged_partitions(con, paths.output_file, self.partition_by)
+            output = workspace.write(paths.output_file)
+            rows = engine.relation_to_parquet(con, conform, output)
+            self.measured = {"rows": rows, "bytes": output.stat().st_size}
+            partitions = staged_partitions(con, output, self.partition_by)
+            workspace.flush()
         finally:
             con.close()
+            workspace.close()
+        return self._result(interval, rows, partitions)
+
+    def _run_in_warehouse(self, context) -> dict[str, Any]:
+        """The transform on a warehouse engine (:meth:`WarehouseEngine.transform`); the staged
+        inputs are read through a workspace, so they may live in an S3 data folder."""
+        job = self.stage_job(context)
+        paths = run_paths(self.product, context["run_id"])
+        with Workspace() as workspace:
+            inputs = {name: workspace.read(paths.input_file(name)) for name in self.input_names}
+            staged = self.warehouse.transform(job, self.sql, inputs, self.columns,
+                                              self.partition_by)
+        self.measured = {"rows": staged.rows, "bytes": staged.bytes}
+        return self._result(job.interval, staged.rows, staged.partitions)
+
+    def _result(self, interval, rows: int, partitions: list[str]) -> dict[str, Any]:
         outside = [p for p in partitions if interval.contains_partition(p) is False]
         if outside:
             raise ContractViolation(
@@ -78,7 +101,8 @@ class TransformOperator(ProductOperator):
     def lineage(self, measured):
         from dag_factory.lineage import stages
 
-        return stages.transform(self.product, self.sql, self.input_names, self.columns, measured)
+        return stages.transform(self.product, self.sql, self.input_names, self.columns, measured,
+                                engine=self.engine)
 
 
 def conformed_select(con, relation: str, columns: list[dict[str, Any]], product: str) -> str:
@@ -88,6 +112,24 @@ def conformed_select(con, relation: str, columns: list[dict[str, Any]], product:
         ContractViolation: naming missing and undeclared columns.
     """
     actual = [row[0] for row in con.execute(f"describe {relation}").fetchall()]
+    check_columns(actual, columns, product)
+    select = []
+    for column in columns:
+        ident = engine.quote_ident(column["name"])
+        data_type = column.get("data_type")  # validated against models.SQL_TYPE
+        select.append(f"cast({ident} as {data_type}) as {ident}" if data_type else ident)
+    return f"select {', '.join(select)} from {relation}"
+
+
+def check_columns(actual: list[str], columns: list[dict[str, Any]], product: str) -> None:
+    """Check that a transform result has exactly the declared columns (any order).
+
+    Args:
+        actual: the result's column names; columns: ``output.columns`` dicts.
+
+    Raises:
+        ContractViolation: naming missing and undeclared columns.
+    """
     declared = [c["name"] for c in columns]
     missing = [c for c in declared if c not in actual]
     extra = [c for c in actual if c not in declared]
@@ -99,12 +141,6 @@ def conformed_select(con, relation: str, columns: list[dict[str, Any]], product:
             parts.append(f"undeclared column(s) {', '.join(extra)} (add them to output.columns)")
         raise ContractViolation(f"product {product!r}: transform result does not match "
                                 f"output.columns: {'; '.join(parts)}")
-    select = []
-    for column in columns:
-        ident = engine.quote_ident(column["name"])
-        data_type = column.get("data_type")  # validated against models.SQL_TYPE
-        select.append(f"cast({ident} as {data_type}) as {ident}" if data_type else ident)
-    return f"select {', '.join(select)} from {relation}"
 
 
 def staged_partitions(con, parquet_file, partition_by: str) -> list[str]:

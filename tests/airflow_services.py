@@ -66,10 +66,12 @@ class AirflowServices:
         finally:
             engine.dispose()
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """Start ``airflow *args`` as component ``name`` (log ``logs/<name>.log``), with the
+        services' environment plus ``env``."""
         log = (self.logs / f"{name}.log").open("w")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args], env=self.env, stdout=log,
+            [sys.executable, "-m", "airflow", *args], env={**self.env, **(env or {})}, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:
@@ -316,27 +318,75 @@ def _deployment_env(home: Path, products: Path, data: Path, db_url: str, port: i
     }
 
 
+@dataclass(frozen=True)
+class Celery:
+    """CeleryExecutor settings of a test deployment.
+
+    Attributes:
+        broker_url: the Redis broker, e.g. ``redis://127.0.0.1:6379/5`` (see :func:`free_redis_db`);
+        workers: how many ``airflow celery worker`` processes to start;
+        concurrency: task slots per worker (``[celery] worker_concurrency``).
+    """
+
+    broker_url: str
+    workers: int = 2
+    concurrency: int = 2
+
+
+WORKER_NAME_VARIABLE = "DATAPRODUCTS_TEST_WORKER"
+
+
+def worker_env(index: int) -> dict[str, str]:
+    """Environment of Celery worker ``index`` (1-based) on top of the common one: its own
+    log-server port (several workers share this host) and a host name of its own in
+    ``task_instance.hostname`` (through ``[core] hostname_callable``, see tests/worker_hostname.py),
+    so a test can tell which worker ran which task."""
+    return {
+        WORKER_NAME_VARIABLE: f"worker{index}",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "worker_hostname.hostname",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                    os.environ.get("PYTHONPATH")])),
+    }
+
+
+def _celery_env(celery: Celery, db_url: str) -> dict[str, str]:
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": celery.broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db_url,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(celery.concurrency),
+    }
+
+
 def start_airflow(home: Path, products: Path, data: Path, admin_db_url: str, port: int,
-                  extra_env: dict[str, str] | None = None) -> AirflowServices:
+                  extra_env: dict[str, str] | None = None,
+                  celery: Celery | None = None) -> AirflowServices:
     """Create a fresh Postgres database and start Airflow on it.
 
     Args:
-        home: AIRFLOW_HOME (created); products: the dags/products folder; data: the data folder;
-        admin_db_url: a SQLAlchemy URL of the Postgres server (for CREATE DATABASE);
-        port: the API server's port; extra_env: more environment (e.g. connections).
+        home: AIRFLOW_HOME (created); products: the dags/products folder; data: the data folder
+        (a path, or an ``s3://`` URI); admin_db_url: a SQLAlchemy URL of the Postgres server
+        (for CREATE DATABASE); port: the API server's port; extra_env: more environment (e.g.
+        connections); celery: run CeleryExecutor with these workers instead of LocalExecutor.
 
     Returns:
-        the running :class:`AirflowServices` (call ``stop()``).
+        the running :class:`AirflowServices` (call ``stop()``); components are named
+        ``api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` and ``worker1``...
     """
     db_url = _create_database(admin_db_url)
     api_url = f"http://127.0.0.1:{port}"
     env = {**_deployment_env(home, products, data, db_url, port),
-           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false", **(extra_env or {})}
+           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+           **(_celery_env(celery, db_url) if celery else {}), **(extra_env or {})}
     services = AirflowServices(env=env, db_url=db_url, api_url=api_url, logs=home / "logs")
     services.airflow("db", "migrate")
     services.start("api-server", "api-server", "--port", str(port), "--host", "127.0.0.1")
     try:
         services.wait_healthy()
+        for index in range(1, (celery.workers if celery else 0) + 1):
+            services.start(f"worker{index}", "celery", "worker", "--celery-hostname",
+                           f"worker{index}@%h", env=worker_env(index))
         services.start("scheduler", "scheduler")
         services.start("dag-processor", "dag-processor")
         services.start("triggerer", "triggerer")
@@ -344,6 +394,43 @@ def start_airflow(home: Path, products: Path, data: Path, admin_db_url: str, por
         services.stop()
         raise
     return services
+
+
+def free_redis_db(host: str = "127.0.0.1", port: int = 6379) -> str:
+    """The URL of an empty Redis database (1-15) for a test's Celery broker.
+
+    Raises:
+        RuntimeError: when every database holds keys (another deployment uses them).
+    """
+    import redis
+
+    for number in range(15, 0, -1):
+        client = redis.Redis(host=host, port=port, db=number)
+        try:
+            if client.dbsize() == 0:
+                return f"redis://{host}:{port}/{number}"
+        finally:
+            client.close()
+    raise RuntimeError(f"no empty Redis database on {host}:{port} for the Celery broker")
+
+
+def flush_redis_db(url: str) -> None:
+    """Empty the broker database a test used (:func:`free_redis_db`)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _create_database(admin_db_url: str) -> str:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,10 @@ os.environ.update({
     "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({
         "type": "file", "log_file_path": str(_HOME / "openlineage" / "events.jsonl"), "append": True}),
     "AIRFLOW__OPENLINEAGE__NAMESPACE": "dataproducts-test",
+    # the provider forks a process per task event by default; the test process runs threads
+    # (moto's S3 server, boto3 pools), and a child forked while one of them holds a lock hangs
+    # until [openlineage] execution_timeout: ~10 s lost per task event
+    "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "true",
 })
 (_HOME / "openlineage").mkdir()
 OPENLINEAGE_EVENTS = _HOME / "openlineage" / "events.jsonl"
@@ -106,6 +111,26 @@ def _start_postgres() -> None:
     if versions and shutil.which("pg_ctlcluster"):
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main",
                         "start"], capture_output=True)
+
+
+def _start_redis() -> None:
+    if shutil.which("redis-server"):
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
+                        "--save", "", "--appendonly", "no"], capture_output=True)
+        for _ in range(50):
+            if _port_open("127.0.0.1", 6379):
+                return
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """``host:port`` of the local Redis (127.0.0.1:6379), started if down."""
+    if not _port_open("127.0.0.1", 6379):
+        _start_redis()
+    if not _port_open("127.0.0.1", 6379):
+        missing("Redis on 127.0.0.1:6379")
+    return "127.0.0.1:6379"
 
 
 @pytest.fixture(scope="session")

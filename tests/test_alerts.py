@@ -397,3 +397,15 @@ def test_a_callback_without_exception_or_interval_still_alerts():
     assert message.error.startswith("no exception was passed to the callback")
     assert ("Log:      https://airflow.example.com/dags/p/runs/r1/tasks/t?try_number=3"
             in message.text())
+
+
+def test_folder_build_uses_the_configured_sender_and_smtp_connection(monkeypatch):
+    """build_dags reads the alert settings once for the folder; every notifier carries them."""
+    from dag_factory.build.folder import build_dags
+
+    monkeypatch.setenv("AIRFLOW__DATAPRODUCTS__ALERTS_SMTP_CONN_ID", "ops_smtp")
+    monkeypatch.setenv("AIRFLOW__DATAPRODUCTS__ALERTS_FROM_EMAIL", "alerts@example.com")
+    flights = build_dags(PRODUCTS)["flights_daily"]
+    notifiers = [c for t in flights.tasks for c in [*t.on_failure_callback, *(t.on_success_callback or [])]]
+    assert len(notifiers) == len(flights.tasks) + 1
+    assert {(n.smtp_conn_id, n.from_email) for n in notifiers} == {("ops_smtp", "alerts@example.com")}

@@ -5,8 +5,9 @@
 - it has every service of issue 6, with healthchecks, dependency conditions that can be met,
   and a worker that ``--scale`` can multiply;
 - its Airflow components run the commands and settings that the native integration test runs
-  (``tests/airflow_services.py``: ``start_airflow`` and ``_deployment_env``, captured here by
-  calling ``start_airflow`` with its process-starting methods replaced). Whatever differs is
+  (``tests/airflow_services.py``: ``start_airflow`` with CeleryExecutor, as
+  ``tests/test_distributed.py`` runs it, captured here by calling it with its
+  process-starting methods replaced). Whatever differs is
   in an allow-list below with the reason; a setting added on either side fails until it is
   matched or listed;
 - every ``AIRFLOW__SECTION__KEY`` it sets is a real option, and its connections and URLs point
@@ -57,9 +58,23 @@ REQUIRED_SERVICES = {
 # --- what deliberately differs between the compose stack and the native test, and why ---
 
 # Airflow components the stack runs and the native test does not.
-COMPOSE_ONLY_COMPONENTS = {
-    "celery worker": "CeleryExecutor's workers, scalable with --scale; the native test runs "
-                     "LocalExecutor, whose tasks run under the scheduler",
+COMPOSE_ONLY_COMPONENTS: dict[str, str] = {}
+
+# Command-line options of the native test that the stack does not give, and why.
+NATIVE_ONLY_OPTIONS = {
+    ("celery worker", "--celery-hostname"): "the native workers share one host, so each gets "
+                                            "its own node name; every container has its own host",
+}
+
+# Environment the native Celery workers have on top of the common one (tests/airflow_services.py
+# worker_env), and why the stack's workers do not need it.
+NATIVE_WORKER_ONLY = {
+    "DATAPRODUCTS_TEST_WORKER": "names the worker in task_instance.hostname; a container's host "
+                                "name does that",
+    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "reads DATAPRODUCTS_TEST_WORKER (tests/worker_hostname.py)",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "one free port per worker on the shared host; "
+                                                "containers keep the default 8793",
+    "PYTHONPATH": "puts tests/worker_hostname.py on the path",
 }
 
 # Command-line options of the native test that the stack gives as settings instead (the
@@ -68,11 +83,16 @@ NATIVE_OPTIONS_AS_SETTINGS = {"--port": "AIRFLOW__API__PORT", "--host": "AIRFLOW
 
 # Settings of the native test whose value differs in the stack: reason, and what must still hold.
 DIFFERENT = {
-    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor with scalable workers vs LocalExecutor",
+    "AIRFLOW__CELERY__BROKER_URL": "host: the redis service vs an empty database of the local "
+                                   "Redis per test",
+    "AIRFLOW__CELERY__RESULT_BACKEND": "host and credentials: the postgres service vs the test's "
+                                       "metadata database (same driver)",
+    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "8 task slots per container vs 1 per test worker, so "
+                                           "two tasks at once must use both workers",
     "AIRFLOW__CORE__DAGS_FOLDER": "path: the products folder mounted into every container vs "
                                   "a test's folder",
-    "AIRFLOW__DATAPRODUCTS__DATA_FOLDER": "path: a volume shared by every container vs a test's "
-                                          "folder (s3:// once S3 data folders exist, issue 6 part 2)",
+    "AIRFLOW__DATAPRODUCTS__DATA_FOLDER": "bucket: s3://dataproducts/data in MinIO vs a fresh "
+                                          "bucket per test on moto's server",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "host and credentials: the postgres service vs a fresh "
                                            "database per test on 127.0.0.1 (same driver)",
     "AIRFLOW__API__HOST": "0.0.0.0 inside a container (Docker publishes the port) vs 127.0.0.1",
@@ -98,9 +118,6 @@ LEFT_AT_DEFAULT = {
 # Settings only the stack has (the native test has no broker, no Marquez, no SMTP server, no
 # S3 store, and its components share one AIRFLOW_HOME), and why.
 COMPOSE_ONLY = {
-    "AIRFLOW__CELERY__BROKER_URL": "Celery: the redis service",
-    "AIRFLOW__CELERY__RESULT_BACKEND": "Celery: the metadata DB",
-    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "Celery: task slots per worker container",
     "AIRFLOW__CORE__FERNET_KEY": "shared secret: the native components share one airflow.cfg with "
                                  "generated keys, containers do not",
     "AIRFLOW__API__SECRET_KEY": "shared secret (see AIRFLOW__CORE__FERNET_KEY)",
@@ -253,13 +270,14 @@ def mount_targets(service: dict) -> dict[str, str]:
 
 
 @pytest.fixture
-def native(tmp_path, monkeypatch) -> tuple[dict[str, str], list[tuple[str, ...]], list[tuple[str, ...]]]:
-    """What ``airflow_services.start_airflow`` runs, without running anything: the environment
-    of its components (with this process's environment emptied first, so only what it sets
-    itself remains), the ``airflow`` commands it runs to completion (``db migrate``) and the
-    components it starts."""
+def native(tmp_path, monkeypatch):
+    """What ``airflow_services.start_airflow`` runs for the distributed test (CeleryExecutor,
+    two workers), without running anything: the environment of its components (with this
+    process's environment emptied first, so only what it sets itself remains), the ``airflow``
+    commands it runs to completion (``db migrate``) and the components it starts, each as
+    ``(args, extra environment)``."""
     ran: list[tuple[str, ...]] = []
-    started: list[tuple[str, ...]] = []
+    started: list[tuple[tuple[str, ...], dict[str, str]]] = []
     for key in list(os.environ):
         monkeypatch.delenv(key)
     monkeypatch.setattr(airflow_services, "_create_database",
@@ -267,12 +285,14 @@ def native(tmp_path, monkeypatch) -> tuple[dict[str, str], list[tuple[str, ...]]
     monkeypatch.setattr(airflow_services.AirflowServices, "airflow",
                         lambda self, *args, check=True: ran.append(args))
     monkeypatch.setattr(airflow_services.AirflowServices, "start",
-                        lambda self, name, *args: started.append(args))
+                        lambda self, name, *args, env=None: started.append((args, env or {})))
     monkeypatch.setattr(airflow_services.AirflowServices, "wait_healthy",
                         lambda self, timeout=120: None)
     services = airflow_services.start_airflow(
-        tmp_path / "home", tmp_path / "products", tmp_path / "data",
-        "postgresql://postgres@127.0.0.1:5432/postgres", 8080)
+        tmp_path / "home", tmp_path / "products", "s3://dp-dist-compose/data",
+        "postgresql://postgres@127.0.0.1:5432/postgres", 8080,
+        celery=airflow_services.Celery(broker_url="redis://127.0.0.1:6379/15", workers=2,
+                                       concurrency=1))
     return dict(services.env), ran, started
 
 
@@ -352,9 +372,12 @@ def test_airflow_components_run_what_the_native_integration_test_runs(compose, n
     init_script = " ".join(command_words(services["airflow-init"]["command"]))
     assert "airflow db migrate" in init_script
     native_components = {}
-    for args in started:
+    for args, extra_env in started:
         subcommand, options = split_command(list(args))
         native_components[subcommand] = options
+        assert set(extra_env) == (set(NATIVE_WORKER_ONLY) if subcommand == "celery worker"
+                                  else set()), (subcommand, set(extra_env))
+    assert [a for a, _ in started].count(("celery", "worker", "--celery-hostname", "worker2@%h")) == 1
     compose_only = set(stack.values()) - set(native_components)
     assert compose_only == set(COMPOSE_ONLY_COMPONENTS), (
         f"components of the stack that the native test does not run: {compose_only}; "
@@ -366,6 +389,8 @@ def test_airflow_components_run_what_the_native_integration_test_runs(compose, n
         _, options = split_command(command_words(services[name]["command"]))
         assert not options, f"{name}: give options as settings, like the others: {options}"
         for option, value in native_components.get(subcommand, {}).items():
+            if (subcommand, option) in NATIVE_ONLY_OPTIONS:
+                continue
             setting = NATIVE_OPTIONS_AS_SETTINGS.get(option)
             assert setting, f"the native test runs `{subcommand} {option}`: match or allow-list it"
             assert native_env[setting] == value  # the option repeats the native setting
@@ -418,10 +443,12 @@ def test_airflow_components_run_what_the_native_integration_test_runs(compose, n
     assert common_env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true"
     mounts = mount_targets(compose["x-airflow-common"])
     assert mounts[common_env["AIRFLOW__CORE__DAGS_FOLDER"]] == "./products"
-    data_volume = mounts[common_env["AIRFLOW__DATAPRODUCTS__DATA_FOLDER"]]
-    assert data_volume in compose["volumes"], "the data folder must be a volume every container shares"
-    assert not common_env["AIRFLOW__DATAPRODUCTS__DATA_FOLDER"].startswith("s3://"), \
-        "dag_factory/config.py refuses s3:// data folders until issue 6 part 2"
+    # the data folder is S3 in both (MinIO here, moto in the test): staging shared by workers
+    data_folder = urlsplit(common_env["AIRFLOW__DATAPRODUCTS__DATA_FOLDER"])
+    assert data_folder.scheme == "s3" == urlsplit(native_env["AIRFLOW__DATAPRODUCTS__DATA_FOLDER"]).scheme
+    assert f"local/{data_folder.hostname}" in " ".join(services["minio-init"]["command"]), \
+        "minio-init must create the data folder's bucket"
+    assert "/opt/airflow/data" not in mounts
 
 
 def test_settings_are_real_options_and_point_at_services_of_the_stack(compose):

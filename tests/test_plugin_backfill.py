@@ -175,8 +175,12 @@ def test_estimate_matches_estimate_for_the_real_median_run_time(api):
     assert got["paced_seconds"] == pytest.approx(expected.paced_seconds, abs=1e-2)
     finishes = dt.datetime.fromisoformat(got["finishes_at"].replace("Z", "+00:00"))
     assert abs((finishes - expected.finishes_at).total_seconds()) < 0.01
-    # 6 runs an hour inside a 4-hour window: 30 runs need at least a day
-    assert got["paced_seconds"] > 86400 > got["ideal_seconds"]
+    # 30 runs at 6 an hour need 5 open hours, more than one 4-hour window: whatever the time
+    # of day the test runs, the estimate crosses at least one 20-hour closed gap, and its last
+    # run starts inside the window
+    assert got["paced_seconds"] > 20 * 3600 > got["ideal_seconds"]
+    last_start = finishes - dt.timedelta(seconds=median)
+    assert dt.time(1) <= last_start.time() < dt.time(5), last_start
 
     status, body = call(base, "GET", f"/dataproducts/products/{PRODUCT}/backfill/estimate?runs=0",
                         tokens["admin"])

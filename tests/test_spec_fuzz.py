@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import string
+from unittest import mock
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from dag_factory.spec.errors import SpecError
 from dag_factory.spec.loading import load_product_file, load_products
+from dag_factory.spec.yaml_marks import load_marked, load_plain
 from helpers import PRODUCTS, demo_yaml, products_folder
 
 DEMO_NAMES = sorted(p.stem for p in PRODUCTS.glob("*.yaml"))
@@ -152,3 +154,62 @@ def test_mangled_specs_fail_only_with_located_spec_errors(fuzz_folder, text):
             assert issue.message.strip(), str(issue)
     result = load_products(fuzz_folder)  # the folder loader must not raise either
     assert len(result.products) + len(result.errors) == 1
+
+
+def outcome(path):
+    """What loading ``path`` gives: ("spec", repr of the spec) or ("error", the message)."""
+    try:
+        return "spec", repr(load_product_file(path).spec)
+    except SpecError as exc:
+        return "error", str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=mangled_specs())
+def test_plain_read_gives_load_markeds_data_or_nothing(text):
+    """load_plain reads a document only when load_marked would read the same data without a
+    duplicate key or an error (the loader's fast path rests on this)."""
+    plain = load_plain(text)
+    if plain is None:
+        return
+    document = load_marked(text)  # must not raise
+    assert repr(document.data) == repr(plain)
+    assert document.duplicate_keys == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=mangled_specs())
+def test_loading_without_marks_first_changes_nothing(fuzz_folder, text):
+    """The same spec or the same located errors as reading every file with marks."""
+    path = fuzz_folder / "product.yaml"
+    path.write_text(text, encoding="utf-8")
+    fast = outcome(path)
+    with mock.patch("dag_factory.spec.loading.load_plain", return_value=None):
+        careful = outcome(path)
+    assert fast == careful
+
+
+@pytest.mark.parametrize("text, plain", [
+    ("a: 1\nb: [x, {c: 2013-01-01}]\n", True),
+    ("<<: {a: 1}\nb: 2\n", True),
+    ("a: 1\na: 2\n", False),  # duplicate key
+    ("1: a\n'1': b\n", False),  # different keys for Python, the same text: reported as duplicate
+    ("<<: {a: 1}\na: 2\n", False),  # duplicate once the merge key is flattened
+    ("a: &x [1]\nb: *x\n", False),  # alias
+    ("", False),
+    ("a: 1\n---\nb: 2\n", False),  # two documents
+    ("a: " + "[" * 70 + "]" * 70 + "\n", False),  # too deep
+    ("a: " + "[" * 62 + "x" + "]" * 62 + "\n", True),  # x is the 64th node down: the limit
+    ("a: " + "[" * 63 + "x" + "]" * 63 + "\n", False),  # x is the 65th (load_marked: fine)
+    ("a: " + "[" * 100_000 + "\n", False),  # stops before libyaml's recursive composer dives
+    ("q: 'select a & b'\n", False),  # a & might be an anchor: left to load_marked
+    ("d: 2013-02-30\n", False),  # not a date
+    ("a: b: c\n", False),  # syntax error
+])
+def test_plain_read_of_tricky_documents(text, plain):
+    """load_plain declines what load_marked reports or needs marks for (aliases may expand)."""
+    data = load_plain(text)
+    assert (data is not None) is plain
+    if plain:
+        document = load_marked(text)
+        assert document.data == data and document.duplicate_keys == []

@@ -616,10 +616,11 @@ def read_gate_record(product: str, run_id: str) -> dict[str, Any] | None:
     """The quality gate's record of a run, from ``_quality/<product>/<run>.json`` (written by
     the gate before it fails or succeeds; readable under any executor with the shared data
     folder). None when absent or unreadable."""
-    path = quality_history_file(product, run_id)
+    from dag_factory import datastore
+
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return json.loads(datastore.read_text(quality_history_file(product, run_id)))
+    except (OSError, ValueError):  # NotFound and StorageError are OSErrors
         return None
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup
 
-from dag_factory.alerts import failure_callbacks, warn_callbacks
+from dag_factory.alerts import AlertSettings, failure_callbacks, has_alerts, warn_callbacks
 from dag_factory.backfill.config import PACING_TASK_ID, PacingConfig
 from dag_factory.backfill.gate import PacingGateOperator
 from dag_factory.build.assets import product_asset
 from dag_factory.build.docs import product_doc_md
+from dag_factory.contract.compat import contract_record
 from dag_factory.ingest.operators import IngestOperator, InputArrivalSensor, wait_kwargs
 from dag_factory.publish.export import ExportOperator
 from dag_factory.publish.operator import PublishOperator
@@ -50,7 +51,7 @@ def _schedule(spec: ProductSpec, majors: dict[str, int]):
     wrong for partitioned data. A list of products becomes their assets (all must update).
     """
     if isinstance(spec.schedule, list):
-        return [product_asset(name, majors.get(name, 1)) for name in spec.schedule]
+        return [product_asset(name, spec.read_major(name, majors)) for name in spec.schedule]
     if spec.schedule is None or cron_of(spec.schedule) is None:
         return spec.schedule
     return CronDataIntervalTimetable(cron_of(spec.schedule), timezone="UTC")
@@ -64,14 +65,16 @@ def transform_sql(spec: ProductSpec, products_folder: Path) -> str:
 
 
 def build_product_dag(product: LoadedProduct, majors: dict[str, int],
-                      products_folder: Path) -> DAG:
+                      products_folder: Path, alert_settings: AlertSettings | None = None) -> DAG:
     """Build the DAG of a valid product.
 
     Args:
         product: the loaded spec and its file.
         majors: product name -> published major version, for ``type: product`` inputs and
-            asset schedules (the upstream's current major).
+            asset schedules (the upstream's current major, unless the input pins ``major``).
         products_folder: the folder ``transform.file`` is relative to.
+        alert_settings: the alert settings when read once for many products (default: read
+            from Airflow's configuration for this product).
 
     Returns:
         the DAG (dag_id = product name).
@@ -85,10 +88,13 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
     }
     # alerts: one message when a task fails for good (Airflow calls on_failure_callback only
     # when no retry is left; retries send nothing), and a [WARN] one from a warning gate
-    on_failure = failure_callbacks(spec)
+    if alert_settings is None and has_alerts(spec):
+        alert_settings = AlertSettings.read()
+    on_failure = failure_callbacks(spec, alert_settings)
     if on_failure:
         default_args["on_failure_callback"] = on_failure
-    gate_callbacks = {"on_success_callback": warn_callbacks(spec)} if on_failure else {}
+    gate_callbacks = ({"on_success_callback": warn_callbacks(spec, alert_settings)}
+                      if on_failure else {})
     dag = DAG(
         dag_id=spec.name,
         description=spec.title,
@@ -104,6 +110,7 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
         default_args=default_args,
         params={},
     )
+    engine = _engine_config(spec)
     with dag:
         # backfill runs wait here for the spec's pacing; other runs pass straight through
         pacing = PacingGateOperator(task_id=PACING_TASK_ID,
@@ -111,9 +118,10 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
         with TaskGroup("ingest", tooltip="One task per input port") as ingest:
             for inp in spec.inputs:
                 _ingest_task(spec, inp, majors)
-        with TaskGroup("transform", tooltip="DuckDB SQL over the staged inputs") as transform:
+        with TaskGroup("transform", tooltip=f"{spec.engine.type} SQL over the staged inputs") \
+                as transform:
             TransformOperator(
-                task_id="run_sql", product=spec.name,
+                task_id="run_sql", product=spec.name, engine=engine,
                 sql=transform_sql(spec, products_folder),
                 input_names=[i.name for i in spec.inputs],
                 columns=[{"name": c.name, "data_type": c.data_type} for c in spec.output.columns],
@@ -121,18 +129,19 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
             )
         with TaskGroup("quality_gate", tooltip="Soda Core v4 contract on the staged output") as gate:
             QualityGateOperator(
-                task_id="verify_contract", product=spec.name, retries=0,
+                task_id="verify_contract", product=spec.name, retries=0, engine=engine,
                 columns=[c.model_dump(exclude_none=True) for c in spec.output.columns],
                 checks=spec.output.checks, **gate_callbacks,
             )
         with TaskGroup("publish", tooltip="Atomic partition swap + manifest + asset event") as publish:
             publish_task = PublishOperator(
-                task_id="swap_partitions", product=spec.name, version=spec.version,
+                task_id="swap_partitions", product=spec.name, version=spec.version, engine=engine,
                 major=spec.major_version, partition_by=spec.output.partition_by, outlets=[asset],
                 columns=[{"name": c.name, "data_type": c.data_type,
                           "description": (c.model_extra or {}).get("description")}
                          for c in spec.output.columns],
                 documentation=spec.description or spec.title,
+                contract=contract_record(spec),
             )
         pacing >> ingest >> transform >> gate >> publish
         if spec.output.exports:
@@ -145,13 +154,21 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
     return dag
 
 
+def _engine_config(spec: ProductSpec) -> dict | None:
+    """The operators' ``engine`` argument: None on DuckDB, else the spec's engine block (by
+    its YAML names) plus the product's major version."""
+    if spec.engine.type == "duckdb":
+        return None
+    return {**spec.engine.model_dump(by_alias=True), "major": spec.major_version}
+
+
 def _ingest_task(spec: ProductSpec, inp, majors: dict[str, int]):
     source = {**inp.model_dump(exclude={"wait", "description"}, exclude_none=True),
               "product": spec.name}
     inlets = []
     if isinstance(inp, ProductInput):
         source["product_name"] = inp.product
-        source["major"] = majors.get(inp.product, 1)
+        source["major"] = spec.read_major(inp.product, majors)
         inlets = [product_asset(inp.product, source["major"])]
     task = IngestOperator(task_id=inp.name, product=spec.name, source=source, inlets=inlets)
     if inp.wait is not None:

@@ -14,7 +14,8 @@ def product_doc_md(spec: ProductSpec, source_file: str) -> str:
              f"| Domain | {spec.domain or '-'} |",
              f"| Owner | {spec.owner.team} ({spec.owner.email}) |",
              f"| Runbook | {spec.owner.runbook or '-'} |",
-             f"| Spec file | `{source_file}` |", "",
+             f"| Spec file | `{source_file}` |",
+             f"| Engine | {_engine_line(spec)} |", "",
              "## Input ports", "", "| name | type | source |", "|---|---|---|"]
     for inp in spec.inputs:
         lines.append(f"| `{inp.name}` | {inp.type} | `{location_of(inp.model_dump())}` |")
@@ -31,3 +32,13 @@ def product_doc_md(spec: ProductSpec, source_file: str) -> str:
               f"freshness {slo.freshness or '-'} · success rate {slo.success_rate or '-'} · "
               f"quality pass rate {slo.quality_pass_rate or '-'} · window {slo.window}"]
     return "\n".join(lines)
+
+
+def _engine_line(spec: ProductSpec) -> str:
+    """Where the product is published: the Parquet tree, or the warehouse table and its
+    connection id (never the connection's host or credentials)."""
+    engine = spec.engine
+    if engine.type == "duckdb":
+        return f"duckdb: Parquet under `products/{spec.name}/v{spec.major_version}/`"
+    return (f"{engine.type}: table `{engine.schema_name}.{spec.name}_v{spec.major_version}` "
+            f"(connection `{engine.conn_id}`)")

@@ -6,6 +6,7 @@ import gc
 import logging
 from pathlib import Path
 
+from dag_factory.alerts import AlertSettings, has_alerts
 from dag_factory.build.dag import build_product_dag
 from dag_factory.build.invalid import build_invalid_dag, placeholder_dag_id
 from dag_factory.spec.errors import SpecError, SpecIssue
@@ -39,12 +40,14 @@ def build_dags(folder: Path | str) -> dict:
 def _build_dags(folder: Path) -> dict:
     result = load_products(folder)
     majors = {name: p.spec.major_version for name, p in result.products.items()}
+    alert_settings = (AlertSettings.read()  # once for the folder, not twice per product
+                      if any(has_alerts(p.spec) for p in result.products.values()) else None)
     dags: dict = {}
     errors = dict(result.errors)
     failed: set[str] = set()
     for name, product in result.products.items():
         try:
-            dags[name] = build_product_dag(product, majors, folder)
+            dags[name] = build_product_dag(product, majors, folder, alert_settings)
         except Exception as exc:  # noqa: BLE001 - isolate one product's failure from the rest
             log.exception("product file %s: building the DAG failed", product.path)
             errors[product.path] = SpecError([SpecIssue(str(product.path), 1, 1, "",

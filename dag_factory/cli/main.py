@@ -28,7 +28,8 @@ def _folder(args) -> Path:
 
 
 def cmd_validate(args) -> int:
-    """Validate product files (or the products folder); exit 1 on any error."""
+    """Validate product files (or the products folder); exit 1 on any error. With ``--against``
+    also fail on breaking contract changes without a major bump (docs/compatibility.md)."""
     from dag_factory.spec.loading import load_products, spec_files
 
     targets = [Path(p) for p in args.paths] or [_folder(args)]
@@ -53,7 +54,66 @@ def cmd_validate(args) -> int:
             print(f"{path}: not a product file (*.yaml, *.yml) or does not exist", file=sys.stderr)
             errors += 1
     print(f"{valid} valid product(s), {errors} invalid file(s)")
+    if args.against:
+        failed = sum(_check_compatibility(folder, args.against, wanted) for folder in folders)
+        return 1 if errors or failed else 0
     return 1 if errors else 0
+
+
+def _check_compatibility(folder: Path, against: str, wanted: set[Path]) -> int:
+    """Print the breaking-change report of ``folder`` against a git ref or ``published``;
+    returns how many products fail it. With file arguments only their products are judged."""
+    from dag_factory.contract.baseline import BaselineError, check_folder
+    from dag_factory.spec.loading import load_products
+
+    try:
+        baseline, reports = check_folder(folder, against)
+    except BaselineError as exc:
+        print(f"{folder}: --against {against}: {exc}", file=sys.stderr)
+        return 1
+    files = {name: p.path for name, p in load_products(folder).products.items()}
+    if wanted:
+        reports = [r for r in reports
+                   if r.product in files and files[r.product].resolve() in wanted]
+    print(f"\ncompatibility of {folder} against {baseline.label}:")
+    for note in baseline.notes:
+        print(f"  note: {note}")
+    for report in reports:
+        versions = " -> ".join(dict.fromkeys(
+            v for v in (report.old_version, report.new_version) if v))
+        verdict = "FAIL" if not report.ok else \
+            ("changed" if report.changes else "no contract change")
+        print(f"  {report.product} {versions}: {verdict}")
+        for change in report.changes:
+            print(f"    {change.verdict:<10}  {change}")
+        if report.consumers and (report.changes or not report.ok):
+            print("    consumers: " + ", ".join(str(c) for c in report.consumers))
+        for note in report.notes:
+            print(f"    note: {note}")
+        for error in report.errors:
+            print(f"{files.get(report.product, folder)}: {error}", file=sys.stderr)
+    failed = sum(1 for r in reports if not r.ok)
+    print(f"{len(reports) - failed} product(s) compatible or properly versioned, {failed} failing")
+    return failed
+
+
+def cmd_retire(args) -> int:
+    """Delete an old major version's published tree once nothing in the folder reads it."""
+    from dag_factory.contract.retire import RetireRefused, plan_retirement, retire
+    from dag_factory.spec.loading import standalone_specs
+
+    folder = _folder(args)
+    try:
+        plan = plan_retirement(args.name, args.major, standalone_specs(folder))
+    except RetireRefused as exc:
+        print(f"refusing to retire {args.name} v{args.major}: {exc}", file=sys.stderr)
+        return 1
+    action = "would remove" if args.dry_run else "removing"
+    print(f"{action} {plan.root}: {plan.partitions} partition(s), {plan.bytes} bytes")
+    if not args.dry_run:
+        retire(plan)
+        print(f"retired {args.name} v{args.major}")
+    return 0
 
 
 def cmd_schema(args) -> int:
@@ -127,6 +187,46 @@ def cmd_lineage(args) -> int:
     print("\n".join(f"    {d}" for d in upstream) or "    (none)")
     print("  downstream datasets:")
     print("\n".join(f"    {d}" for d in downstream) or "    (none)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    """A product as an open-standard document: its data contract (ODCS v3.1) or the data
+    product (ODPS v1), YAML by default."""
+    from dag_factory.contract.odcs import configured_data_folder, odcs_contract
+    from dag_factory.contract.odps import odps_product
+    from dag_factory.contract.validation import ExportInvalid, check_document
+    from dag_factory.spec.loading import load_products
+
+    result = load_products(_folder(args))
+    specs = {name: p.spec for name, p in result.products.items()}
+    if args.name not in specs:
+        for path, error in result.errors.items():
+            if result.claimed_names.get(path) == args.name:
+                print(f"product {args.name!r} is invalid:\n{error}", file=sys.stderr)
+                return 1
+        print(f"no valid product {args.name!r} (valid: {', '.join(specs) or 'none'})",
+              file=sys.stderr)
+        return 1
+    spec = specs[args.name]
+    document = (odcs_contract(spec, configured_data_folder()) if args.format == "odcs"
+                else odps_product(spec, specs))
+    if args.schemas:
+        try:
+            check_document(document, args.format, args.schemas)
+        except (ExportInvalid, FileNotFoundError) as exc:
+            print(exc, file=sys.stderr)
+            return 1
+    if args.json:
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    else:
+        import yaml
+
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -316,7 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="validate product files; exit 1 on any error")
     p.add_argument("paths", nargs="*", help="files or folders (default: the products folder)")
+    p.add_argument("--against", metavar="REF",
+                   help="also check for breaking contract changes against a git ref of the "
+                        "folder, or 'published' (the newest manifest of each published product);"
+                        " exit 1 on a breaking change without a major version bump")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("retire", help="delete an old major version once nothing reads it")
+    p.add_argument("name")
+    p.add_argument("--major", type=int, required=True, help="the major to retire, e.g. 1")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    p.set_defaults(func=cmd_retire)
 
     p = sub.add_parser("schema", help="print the JSON Schema of product files")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
@@ -333,6 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", help="draw from emitted OpenLineage events (a file transport's "
                                     "JSON lines) instead of the specs")
     p.set_defaults(func=cmd_lineage)
+
+    p = sub.add_parser("export", help="a product's data contract (ODCS v3.1) or data product "
+                                      "(ODPS v1) document")
+    p.add_argument("name")
+    p.add_argument("--format", choices=("odcs", "odps"), required=True,
+                   help="odcs: the output's data contract; odps: the product with its ports")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    p.add_argument("--schemas", metavar="DIR",
+                   help="check against the official JSON Schema in DIR "
+                        "(odcs-json-schema-v3.1.0.json, odps-json-schema-v1.0.0.json) and exit 1 "
+                        "with the errors instead of writing an invalid document")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("status", help="SLO status of every product (metadata DB or plugin API)")
     p.add_argument("--json", action="store_true")

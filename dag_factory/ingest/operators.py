@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
+from dag_factory.datastore.workspace import Workspace
 from dag_factory.ingest import location_of
 from dag_factory.operator_base import ProductOperator, fill_template_context
 from dag_factory.storage import run_paths
@@ -44,9 +45,11 @@ class IngestOperator(ProductOperator):
 
     def run(self, context) -> dict[str, Any]:
         kind = self.source["type"]
-        target = run_paths(self.product, context["run_id"]).input_file(self.source["name"])
-        rows = _module(kind).fetch(self.source, target, context)
-        self.measured = {"rows": rows, "bytes": target.stat().st_size}
+        staged = run_paths(self.product, context["run_id"]).input_file(self.source["name"])
+        with Workspace() as workspace:  # uploads the staged file when the data folder is S3
+            target = workspace.write(staged)
+            rows = _module(kind).fetch(self.source, target, context)
+            self.measured = {"rows": rows, "bytes": target.stat().st_size}
         location = location_of(self.source)
         self.log.info("ingest %s: %s rows from %s (%s)", self.source["name"], rows, location, kind)
         self.progress.info("ingest.%s: %d rows from %s", self.source["name"], rows, location)

@@ -1,27 +1,22 @@
 """``type: product`` inputs: the published partitions of an upstream product in this run's
-data interval (partitions keyed by a date or timestamp), or all of them (other keys)."""
+data interval (partitions keyed by a date or timestamp), or all of them (other keys).
+Partitions are found and read through their manifests (:mod:`dag_factory.publish.reader`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from dag_factory.datastore.workspace import Workspace
 from dag_factory.engines import duckdb as engine
 from dag_factory.ingest.errors import InputMissing
-from dag_factory.storage import PART_FILE, partition_value, product_root
+from dag_factory.publish.reader import PublishedPartition, local_data_file, published_partitions
+from dag_factory.storage import product_root
 
 
-def selected_partitions(source: dict, interval) -> list[Path]:
-    """Published partition directories of the upstream product that this run reads, sorted."""
+def selected_partitions(source: dict, interval) -> list[PublishedPartition]:
+    """Published partitions of the upstream product that this run reads, sorted."""
     root = product_root(source["product_name"], source["major"])
-    if not root.is_dir():
-        return []
-    chosen = []
-    for part_dir in sorted(p for p in root.iterdir() if p.is_dir() and "=" in p.name):
-        _, value = partition_value(part_dir.name)
-        inside = interval.contains_partition(value)
-        if (inside is None or inside) and (part_dir / PART_FILE).is_file():
-            chosen.append(part_dir)
-    return chosen
+    return published_partitions(root, lambda value: interval.contains_partition(value) is not False)
 
 
 def exists(source: dict, context) -> bool:
@@ -45,11 +40,12 @@ def fetch(source: dict, target: Path, context) -> int:
         raise InputMissing(source["product"], source["name"], "product", str(root),
                            f"no published partition of {source['product_name']!r} in "
                            f"[{interval.start.isoformat()}, {interval.end.isoformat()})")
-    files = [str(p / PART_FILE) for p in parts]
     con = engine.connect()
     try:
-        con.execute("create temp table _product as select * from read_parquet(?, union_by_name = true)",
-                    [files])
+        with Workspace() as workspace:
+            files = [str(local_data_file(p, workspace)) for p in parts]
+            con.execute("create temp table _product as select * from "
+                        "read_parquet(?, union_by_name = true)", [files])
         return engine.relation_to_parquet(con, "select * from _product", target)
     finally:
         con.close()

@@ -5,13 +5,18 @@ local files ``file`` + absolute path, S3 ``s3://<bucket>`` + key, Postgres
 ``postgres://<host>:<port>`` + ``<database>.<schema>.<table>``.
 
 A **published product** is the dataset ``file`` + ``<data_folder>/products/<name>/v<major>``:
-the directory of its partitions. One name per product and major version, the same in the
+the directory of its partitions; on the postgres engine it is its product table,
+``postgres://<host>:<port>`` + ``<database>.<schema>.<name>_v<major>``, and its staged output
+the run-independent ``<database>.<schema>._stg_<name>_v<major>`` (docs/engines.md). One name per product and major version, the same in the
 producer's publish event (output) and in every consumer's ingest event (input), so a lineage
 backend draws one connected graph. A new major version is a new dataset.
 
 **Staged data** (between ingest, transform, gate and publish) is named without the run:
 ``<data_folder>/_staging/<product>/inputs/<input>`` and ``.../output``; the files live in a
 per-run folder below, but a per-run name would add a dataset to the backend for every run.
+
+With an ``s3://bucket/prefix`` data folder every such dataset (products, staged data,
+``type: file`` inputs and exports) is named ``s3://<bucket>`` + key instead of ``file`` + path.
 """
 
 from __future__ import annotations
@@ -24,23 +29,41 @@ from openlineage.client.event_v2 import InputDataset, OutputDataset
 from openlineage.client.naming.dataset import S3, LocalFileSystem, Postgres
 
 from dag_factory.config import data_folder
+from dag_factory.datastore import Location, S3Path, under
+from dag_factory.engines import warehouse_engine
 
 
 def _local(path: Path | str) -> LocalFileSystem:
     return LocalFileSystem(path=os.path.abspath(path))
 
 
-def product_naming(product: str, major: int) -> LocalFileSystem:
-    """Naming of a published product version (see the module docstring)."""
-    return _local(data_folder() / "products" / product / f"v{major}")
+def location_naming(location: Location) -> LocalFileSystem | S3:
+    """A data-folder location: ``file`` + absolute path, or ``s3://<bucket>`` + key."""
+    if isinstance(location, S3Path):
+        return S3(bucket_name=location.bucket, object_key=location.key)
+    return _local(location)
 
 
-def staged_input_naming(product: str, input_name: str) -> LocalFileSystem:
-    return _local(data_folder() / "_staging" / product / "inputs" / input_name)
+def product_naming(product: str, major: int, engine: dict | None = None):
+    """Naming of a published product version (see the module docstring); on a warehouse
+    engine (``engine``: the operator's engine dict), its product table."""
+    warehouse = warehouse_engine(engine)
+    if warehouse is not None:
+        return warehouse.product_naming(product, major)
+    return location_naming(data_folder() / "products" / product / f"v{major}")
 
 
-def staged_output_naming(product: str) -> LocalFileSystem:
-    return _local(data_folder() / "_staging" / product / "output")
+def staged_input_naming(product: str, input_name: str) -> LocalFileSystem | S3:
+    return location_naming(data_folder() / "_staging" / product / "inputs" / input_name)
+
+
+def staged_output_naming(product: str, engine: dict | None = None):
+    """Naming of the staged output; on a warehouse engine, its staging tables (one name for
+    every run, like the files')."""
+    warehouse = warehouse_engine(engine)
+    if warehouse is not None:
+        return warehouse.staged_naming(product, int(engine.get("major", 1)))
+    return location_naming(data_folder() / "_staging" / product / "output")
 
 
 def s3_naming(uri: str) -> S3:
@@ -49,9 +72,12 @@ def s3_naming(uri: str) -> S3:
     return S3(bucket_name=bucket, object_key=key)
 
 
-def file_naming(relative_path: str) -> LocalFileSystem:
+def file_naming(relative_path: str) -> LocalFileSystem | S3:
     """A path relative to the data folder."""
-    return _local(data_folder() / relative_path)
+    root = data_folder()
+    if isinstance(root, S3Path):
+        return location_naming(under(root, relative_path))
+    return _local(root / relative_path)
 
 
 def postgres_namings(conn_id: str, query: str) -> list[Postgres]:

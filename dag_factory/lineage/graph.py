@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dag_factory.lineage import datasets as ds
-from dag_factory.spec.models import ProductInput, ProductSpec
+from dag_factory.spec.models import ProductInput, ProductSpec, product_table
 
 
 @dataclass
@@ -37,8 +37,19 @@ def _dataset_node(naming, graph: ProductGraph) -> str:
 def _static_source(spec: ProductSpec, inp, majors: dict[str, int]) -> dict:
     source = {**inp.model_dump(exclude_none=True), "product": spec.name}
     if isinstance(inp, ProductInput):
-        source.update(product_name=inp.product, major=majors.get(inp.product, 1))
+        source.update(product_name=inp.product, major=spec.read_major(inp.product, majors))
     return source
+
+
+def _product_node(spec: ProductSpec, graph: ProductGraph) -> str:
+    """The published product's node: its partitions folder, or on a warehouse engine its
+    table, shown by connection like SQL inputs (the table's host needs the connection)."""
+    if spec.engine.type == "duckdb":
+        return _dataset_node(ds.product_naming(spec.name, spec.major_version), graph)
+    table = f"{spec.engine.schema_name}.{product_table(spec.name, spec.major_version)}"
+    node = f"table|{spec.engine.conn_id}|{table}"
+    graph.labels.setdefault(node, f"table {table} on connection {spec.engine.conn_id}")
+    return node
 
 
 def build_graph(specs: dict[str, ProductSpec]) -> ProductGraph:
@@ -57,7 +68,7 @@ def build_graph(specs: dict[str, ProductSpec]) -> ProductGraph:
                 continue
             for naming in ds.source_namings(_static_source(spec, inp, majors)):
                 graph.add(_dataset_node(naming, graph), job)
-        graph.add(job, _dataset_node(ds.product_naming(name, spec.major_version), graph))
+        graph.add(job, _product_node(spec, graph))
         for port in spec.output.exports:
             naming = ds.s3_naming(port.uri) if port.type == "s3" else ds.file_naming(port.path)
             graph.add(job, _dataset_node(naming, graph))

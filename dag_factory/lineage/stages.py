@@ -41,8 +41,9 @@ def ingest(product: str, source: dict, measured: dict | None) -> OperatorLineage
 
 
 def transform(product: str, sql: str, input_names: list[str], columns: list[dict],
-              measured: dict | None) -> OperatorLineage:
-    """Lineage of ``transform.run_sql``, with column lineage from the SQL when derivable."""
+              measured: dict | None, engine: dict | None = None) -> OperatorLineage:
+    """Lineage of ``transform.run_sql``, with column lineage from the SQL when derivable.
+    On a warehouse engine the output is its staging table (``engine``: the operator's)."""
     relations = {name: ds.staged_input_naming(product, name) for name in input_names}
     output_facets: dict[str, Any] = {"schema": facets.schema(
         [{"name": c["name"], "type": c.get("data_type")} for c in columns])}
@@ -51,25 +52,25 @@ def transform(product: str, sql: str, input_names: list[str], columns: list[dict
         output_facets["columnLineage"] = lineage
     return OperatorLineage(
         inputs=[ds.input_dataset(n) for n in relations.values()],
-        outputs=[ds.output_dataset(ds.staged_output_naming(product), facets=output_facets,
-                                   output_facets=_stats(measured))],
+        outputs=[ds.output_dataset(ds.staged_output_naming(product, engine),
+                                   facets=output_facets, output_facets=_stats(measured))],
         job_facets={"sql": facets.sql(sql)})
 
 
-def quality_gate(product: str, record: dict | None) -> OperatorLineage:
+def quality_gate(product: str, record: dict | None, engine: dict | None = None) -> OperatorLineage:
     """Lineage of ``quality_gate.verify_contract``: the Soda results as data quality facets."""
     dataset_facets, input_facets = {}, {}
     if record:
         dataset_facets["dataQualityAssertions"] = facets.quality_assertions(record["checks"])
         if record.get("metrics"):
             input_facets["dataQualityMetrics"] = facets.quality_metrics(record["metrics"])
-    return OperatorLineage(inputs=[ds.input_dataset(ds.staged_output_naming(product),
+    return OperatorLineage(inputs=[ds.input_dataset(ds.staged_output_naming(product, engine),
                                                     facets=dataset_facets,
                                                     input_facets=input_facets)])
 
 
 def publish(product: str, major: int, team: str, documentation: str, columns: list[dict],
-            measured: dict | None) -> OperatorLineage:
+            measured: dict | None, engine: dict | None = None) -> OperatorLineage:
     """Lineage of ``publish.swap_partitions``: the product dataset with its schema (types as
     written, descriptions from the spec), ownership, documentation and statistics."""
     described = {c["name"]: c.get("description") for c in columns}
@@ -79,9 +80,9 @@ def publish(product: str, major: int, team: str, documentation: str, columns: li
     product_facets = {"schema": schema, "ownership": facets.dataset_ownership(team),
                       "documentation": facets.dataset_documentation(documentation)}
     return OperatorLineage(
-        inputs=[ds.input_dataset(ds.staged_output_naming(product))],
-        outputs=[ds.output_dataset(ds.product_naming(product, major), facets=product_facets,
-                                   output_facets=_stats(measured))],
+        inputs=[ds.input_dataset(ds.staged_output_naming(product, engine))],
+        outputs=[ds.output_dataset(ds.product_naming(product, major, engine),
+                                   facets=product_facets, output_facets=_stats(measured))],
         job_facets={"ownership": facets.job_ownership(team),
                     "documentation": facets.job_documentation(documentation)})
 

@@ -22,7 +22,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from dag_factory import __version__
 from dag_factory.plugin import backfill, page
-from dag_factory.plugin.status import collect, gc_paused, to_jsonable
+from dag_factory.plugin.status import CONTRACT_FORMATS, collect, contract_of, gc_paused, to_jsonable
 
 URL_PREFIX = "/dataproducts"
 
@@ -110,6 +110,26 @@ def backfill_estimate(name: str, readable: ReadableDep, session: SessionDep,
     return backfill.backfill_estimate(session, pacing, runs, _now())
 
 
+@app.get("/products/{name}/contract", summary="The product's contract: view, ODCS or ODPS",
+         responses={401: {"description": "not authenticated"},
+                    404: {"description": "no such valid product, or its DAG is not readable"}})
+def get_contract(name: str, readable: ReadableDep,
+                 fmt: Annotated[str, Query(alias="format", pattern="^(" + "|".join(CONTRACT_FORMATS) + ")$",
+                                              description="view: columns, checks, SLOs and "
+                                                          "consumers as the product page shows "
+                                                          "them; odcs: the ODCS v3.1 data "
+                                                          "contract; odps: the ODPS v1 data "
+                                                          "product")] = "view"
+                 ) -> dict[str, Any]:
+    """The contract of the product (as ``dataproducts export`` gives it for odcs/odps).
+    Consumers the user may not read are counted in ``hidden_consumers``, never named.
+    404 when unknown, invalid or not readable by this user (no hint which)."""
+    found = contract_of(name, readable, fmt)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no product {name!r} you can read")
+    return found if isinstance(found, dict) else to_jsonable(found)
+
+
 @app.get("/", response_class=HTMLResponse, summary="The SLO page (all products)")
 def overview_page(request: Request, readable: ReadableDep, session: SessionDep) -> str:
     statuses, invalid = collect(session, readable, _now())
@@ -122,7 +142,7 @@ def product_page(name: str, readable: ReadableDep, session: SessionDep) -> str:
     if not statuses:
         raise HTTPException(status_code=404, detail=f"no product {name!r} you can read")
     return page.product(statuses[0], URL_PREFIX, pacing=backfill.pacing_of(name),
-                        api_root=backfill.api_root())
+                        api_root=backfill.api_root(), contract=contract_of(name, readable))
 
 
 class DataProductsPlugin(AirflowPlugin):

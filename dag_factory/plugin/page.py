@@ -30,6 +30,7 @@ button{font:inherit;font-size:13px;padding:4px 12px;margin-right:6px;border:1px 
 border-radius:4px;background:#fff;color:#1a73e8;cursor:pointer}button:disabled{color:#9aa0a6;cursor:default}
 button.primary{background:#1a73e8;border-color:#1a73e8;color:#fff}button.primary:disabled{background:#dadce0;border-color:#dadce0}
 .counts{width:auto}.counts td{font-size:18px;font-weight:600;text-align:center}.counts th{text-align:center}
+ul.checks{margin:0;padding-left:16px}.warn{color:#b06000;font-size:11px;font-weight:600}
 .seg{width:480px;height:12px;border-radius:6px;overflow:hidden;background:#e8eaed;display:flex;margin:8px 0}
 """
 
@@ -190,14 +191,58 @@ def _backfill_section(name: str, pacing, api_root: str) -> str:
         f"</section><script>{BACKFILL_JS}</script>")
 
 
-def product(status, prefix: str, pacing=None, api_root: str = "/api/v2") -> str:
-    """One product's page: SLIs, history chart, backfill form and progress, runs table.
+def _checks_cell(checks) -> str:
+    if not checks:
+        return "<span class='small'>none</span>"
+    items = []
+    for c in checks:
+        warn = " <span class='warn'>warn</span>" if c.severity == "warning" else ""
+        name = f" <span class='small'>({escape(c.name)})</span>" if c.name else ""
+        items.append(f"<li data-odcs='{escape(c.odcs)}'>{escape(c.text)}{warn}{name}</li>")
+    return f"<ul class='checks'>{''.join(items)}</ul>"
+
+
+def _contract_section(contract, prefix: str) -> str:
+    """The product's contract: columns, dataset checks, SLOs, consumers (a
+    :class:`~dag_factory.contract.view.ContractView`), with links to its ODCS/ODPS exports."""
+    base = f"{prefix}/products/{quote(contract.product)}/contract"
+    rows = "".join(
+        f"<tr data-column='{escape(c.name)}'><td><code>{escape(c.name)}</code>"
+        f"{' <span class=' + chr(39) + 'small' + chr(39) + '>partition key</span>' if c.partition_key else ''}</td>"
+        f"<td>{escape(c.data_type or '-')}<br><span class='small'>{escape(c.logical_type or '-')}</span></td>"
+        f"<td>{'yes' if c.required else 'no'}{' · unique' if c.unique else ''}</td>"
+        f"<td>{_checks_cell(c.checks)}</td></tr>" for c in contract.columns)
+    slos = "".join(f"<tr data-slo='{escape(s.name)}'><td>{escape(s.label)}</td>"
+                   f"<td>{escape(s.target)}</td></tr>" for s in contract.slos)
+    consumers = "".join(f"<li data-consumer='{escape(c)}'><a href='{prefix}/ui/{quote(c)}'>"
+                        f"{escape(c)}</a></li>" for c in contract.consumers)
+    if contract.hidden_consumers:
+        consumers += (f"<li id='hidden-consumers' class='small'>{contract.hidden_consumers} more "
+                      "product(s) you may not read</li>")
+    return (
+        "<section id='contract'><h2>Contract</h2>"
+        f"<p class='small'>Contract <code>{escape(contract.contract_id)}</code> version "
+        f"{escape(contract.version)} · <a href='{base}?format=odcs'>ODCS</a> · "
+        f"<a href='{base}?format=odps'>ODPS</a> · <a href='{base}'>JSON</a></p>"
+        "<table><thead><tr><th>Column</th><th>Type</th><th>Required</th><th>Checks</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+        f"<h3>Dataset checks</h3><div id='dataset-checks'>{_checks_cell(contract.dataset_checks)}</div>"
+        "<h3>Service levels</h3><table><tbody>"
+        f"{slos or '<tr><td>none declared</td></tr>'}</tbody></table>"
+        f"<h3>Consumers</h3><ul id='consumers'>{consumers or '<li class=small>none</li>'}</ul>"
+        "</section>")
+
+
+def product(status, prefix: str, pacing=None, api_root: str = "/api/v2", contract=None) -> str:
+    """One product's page: SLIs, history chart, contract, backfill form and progress, runs.
 
     Args:
         status: the product's :class:`~dag_factory.plugin.status.ProductStatus`;
         prefix: the plugin's URL prefix (``/dataproducts``);
         pacing: its :class:`~dag_factory.backfill.config.PacingConfig`, or None for no
-            backfill section; api_root: path of Airflow's REST API (``/api/v2``).
+            backfill section; api_root: path of Airflow's REST API (``/api/v2``);
+        contract: its :class:`~dag_factory.contract.view.ContractView`, or None for no
+            contract section.
 
     Returns:
         The HTML document (str).
@@ -224,6 +269,7 @@ def product(status, prefix: str, pacing=None, api_root: str = "/api/v2") -> str:
             f"<tr><td>Quality pass rate</td><td>{_budget_bar(slo.quality_pass_rate)} "
             f"<span class='small'>{slo.quality_pass_rate.warned} warned</span></td></tr></table>"
             f"<h2>History</h2>{_history_svg(s.runs)}"
+            + (_contract_section(contract, prefix) if contract is not None else "")
             + (_backfill_section(s.name, pacing, api_root) if pacing is not None else "") +
             f"<h2>Runs in the window</h2><table><thead><tr><th>Partition</th><th>Run</th><th>Gate</th>"
             f"<th>Published</th><th>Failed task</th></tr></thead><tbody>{rows}</tbody></table>")

@@ -272,3 +272,39 @@ def _collect(session, readable: set[str], now: dt.datetime,
                        f"{i.message}" for i in error.issues]  # file name only: no server paths
             invalid.append(InvalidSpec(file=path.name, dag_id=dag_id, errors=located))
     return statuses, invalid
+
+
+#: what ``GET /products/{name}/contract`` can return
+CONTRACT_FORMATS = ("view", "odcs", "odps")
+
+
+def contract_of(name: str, readable: set[str], fmt: str = "view") -> Any:
+    """Product ``name``'s contract for a user who may read the DAGs ``readable``: the page's
+    :class:`~dag_factory.contract.view.ContractView` (``fmt="view"``), or the ODCS v3.1 /
+    ODPS v1 export as JSON-ready data (``"odcs"``/``"odps"``, as ``dataproducts export``).
+
+    Returns:
+        The view or document; None when ``name`` is not a valid product of the products
+        folder or the user may not read its DAG.
+
+    Raises:
+        ValueError: ``fmt`` is not one of :data:`CONTRACT_FORMATS`.
+    """
+    from dag_factory.config import products_folder
+    from dag_factory.contract.odcs import configured_data_folder, odcs_contract
+    from dag_factory.contract.odps import odps_product
+    from dag_factory.contract.view import contract_view
+
+    if fmt not in CONTRACT_FORMATS:
+        raise ValueError(f"expected a format among {', '.join(CONTRACT_FORMATS)}, got {fmt!r}")
+    loaded = load_specs(products_folder())
+    product = loaded.products.get(name)
+    if product is None or name not in readable:
+        return None
+    specs = {n: p.spec for n, p in loaded.products.items()}
+    if fmt == "odps":
+        return odps_product(product.spec, specs)
+    contract = odcs_contract(product.spec, configured_data_folder())
+    if fmt == "odcs":
+        return contract
+    return contract_view(product.spec, specs, readable, contract)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from dag_factory.config import data_folder
+from dag_factory.datastore import parse_location, store_for, under
+from dag_factory.datastore.workspace import Workspace
 from dag_factory.engines import duckdb as engine
 from dag_factory.operator_base import ProductOperator
-from dag_factory.storage import PART_FILE
+from dag_factory.publish.reader import local_data_file, read_partition
 
 _COPY_FORMATS = {"parquet": "format parquet, compression zstd", "csv": "format csv, header true",
                  "jsonl": "format json"}
@@ -39,8 +40,10 @@ class ExportOperator(ProductOperator):
 
     def run(self, context) -> dict[str, Any]:
         published = context["ti"].xcom_pull(task_ids=self.publish_task_id) or {}
-        files = [str(Path(p) / PART_FILE) for p in published.get("paths", [])]
-        with tempfile.TemporaryDirectory(prefix="dataproducts-export-") as tmp:
+        partitions = [read_partition(parse_location(p)) for p in published.get("paths", [])]
+        with tempfile.TemporaryDirectory(prefix="dataproducts-export-") as tmp, \
+                Workspace() as workspace:  # follows the manifests; downloads from S3
+            files = [str(local_data_file(p, workspace)) for p in partitions if p is not None]
             local = Path(tmp) / f"export.{self.export['format']}"
             rows = self._write(files, local)
             self.measured = {"rows": rows, "bytes": local.stat().st_size}
@@ -76,12 +79,6 @@ class ExportOperator(ProductOperator):
             bucket, key = S3Hook.parse_s3_url(self.export["uri"])
             hook.load_file(str(local), key, bucket_name=bucket, replace=True)
             return self.export["uri"]
-        root = Path(os.path.abspath(data_folder()))
-        target = Path(os.path.abspath(root / self.export["path"]))
-        if root not in target.parents:
-            raise ValueError(f"export path {self.export['path']!r} resolves outside {root}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        partial.write_bytes(local.read_bytes())
-        partial.replace(target)
+        target = under(data_folder(), self.export["path"], "export path")
+        store_for(target).upload(local, target)  # atomic: rename locally, one upload on S3
         return str(target)

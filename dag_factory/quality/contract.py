@@ -15,13 +15,16 @@ def staged_table(product: str) -> str:
     return f"staged_{product}"
 
 
-def contract_yaml(product: str, columns: list[dict[str, Any]], checks: list[Any] | None) -> str:
+def contract_yaml(product: str, columns: list[dict[str, Any]], checks: list[Any] | None,
+                  dataset: str | None = None) -> str:
     """The Soda contract YAML for the staged output of ``product``.
 
     Args:
         product: product name.
         columns: ``output.columns`` as in the spec (Soda syntax).
         checks: ``output.checks`` (Soda syntax) or None.
+        dataset: Soda's qualified dataset name when the staged output is not the DuckDB
+            table below (a warehouse engine's staging table).
 
     Returns:
         YAML text; ``dataset`` is filled in by the factory as ``<data source>/<schema>/<table>``
@@ -29,7 +32,7 @@ def contract_yaml(product: str, columns: list[dict[str, Any]], checks: list[Any]
         make the ``schema`` check look in the wrong place and come back not evaluated).
     """
     contract: dict[str, Any] = {
-        "dataset": f"{DATA_SOURCE}/{SCHEMA}/{staged_table(product)}",
+        "dataset": dataset or f"{DATA_SOURCE}/{SCHEMA}/{staged_table(product)}",
         "columns": columns,
     }
     if checks:

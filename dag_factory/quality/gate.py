@@ -95,11 +95,23 @@ def verify(con, contract_text: str, rows: int) -> GateResult:
         the :class:`GateResult`; Soda errors (a contract Soda cannot run) make it ``fail``.
     """
     os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
-    from soda_core.common.yaml import ContractYamlSource
-    from soda_core.contracts.contract_verification import ContractVerificationSession
     from soda_duckdb import DuckDBDataSource
 
-    data_source = DuckDBDataSource.from_existing_cursor(con, name=DATA_SOURCE)
+    return verify_on(DuckDBDataSource.from_existing_cursor(con, name=DATA_SOURCE),
+                     contract_text, rows)
+
+
+def verify_on(data_source, contract_text: str, rows: int) -> GateResult:
+    """Verify ``contract_text`` with Soda Core on an open Soda data source (any engine's
+    ``DataSourceImpl`` with a connection; Soda leaves a connection it did not open open).
+
+    Returns:
+        the :class:`GateResult`; Soda errors (a contract Soda cannot run) make it ``fail``.
+    """
+    os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+    from soda_core.common.yaml import ContractYamlSource
+    from soda_core.contracts.contract_verification import ContractVerificationSession
+
     session = ContractVerificationSession.execute(
         contract_yaml_sources=[ContractYamlSource.from_str(contract_text)],
         data_source_impls=[data_source],

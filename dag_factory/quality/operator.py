@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dag_factory import datastore
+from dag_factory.datastore.workspace import Workspace
 from dag_factory.engines import duckdb as engine
 from dag_factory.operator_base import ProductOperator
 from dag_factory.quality.contract import SCHEMA, contract_yaml, staged_table
@@ -39,17 +41,11 @@ class QualityGateOperator(ProductOperator):
 
     def run(self, context) -> dict[str, Any]:
         paths = run_paths(self.product, context["run_id"])
-        con = engine.connect()
-        try:
-            staged = str(paths.output_file).replace("'", "''")
-            table = f"{engine.quote_ident(SCHEMA)}.{engine.quote_ident(staged_table(self.product))}"
-            con.execute(f"create table {table} as select * from read_parquet('{staged}')")
-            rows = con.execute(f"select count(*) from {table}").fetchone()[0]
-            result = verify(con, contract_yaml(self.product, self.columns, self.checks), rows)
-            metrics = measure_columns(con, table, [c["name"] for c in self.columns])
-        finally:
-            con.close()
-        metrics["bytes"] = paths.output_file.stat().st_size
+        if self.warehouse is not None:
+            result, metrics = self.warehouse.audit(self.stage_job(context), self.columns,
+                                                   self.checks)
+        else:
+            result, metrics = self._audit_staged_file(paths)
         record = {**result.to_dict(), "metrics": metrics, "product": self.product,
                   "run_id": context["run_id"]}
         self.measured = record
@@ -62,17 +58,32 @@ class QualityGateOperator(ProductOperator):
             raise QualityGateFailed(self.product, result)
         return record
 
+    def _audit_staged_file(self, paths) -> tuple[GateResult, dict]:
+        """The gate on the DuckDB engine: Soda on the staged Parquet output (a local copy when
+        the data folder is on S3)."""
+        with Workspace() as workspace:
+            output = workspace.read(paths.output_file)
+            con = engine.connect()
+            try:
+                staged = str(output).replace("'", "''")
+                table = f"{engine.quote_ident(SCHEMA)}.{engine.quote_ident(staged_table(self.product))}"
+                con.execute(f"create table {table} as select * from read_parquet('{staged}')")
+                rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+                result = verify(con, contract_yaml(self.product, self.columns, self.checks), rows)
+                metrics = measure_columns(con, table, [c["name"] for c in self.columns])
+            finally:
+                con.close()
+            metrics["bytes"] = output.stat().st_size
+        return result, metrics
+
     def lineage(self, measured):
         from dag_factory.lineage import stages
 
-        return stages.quality_gate(self.product, measured)
+        return stages.quality_gate(self.product, measured, engine=self.engine)
 
     @staticmethod
     def _store(path, record: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(record, indent=2, default=str))
-        partial.replace(path)
+        datastore.write_text(path, json.dumps(record, indent=2, default=str))  # atomic
 
     def _log_table(self, result: GateResult) -> None:
         self.log.info("quality gate on %d rows: %s -> %s", result.rows, result.summary(),

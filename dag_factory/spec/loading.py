@@ -2,6 +2,11 @@
 
 Every error is a :class:`SpecIssue` (``path:line:col: field.path: message``); a file collects
 all of its issues, and a bad file never stops the others from loading.
+
+A file is first read without YAML marks (:func:`load_plain`) and checked; only a file that is
+not plain YAML or that fails a check is read again with marks (:func:`load_marked`) and
+checked again to locate its issues. Both reads give the same data and the checks are the same
+(:func:`_problems`), so the marks cost nothing for valid files and change no error.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from pydantic import ValidationError
 
 from dag_factory.spec.errors import SpecError, SpecIssue, format_field_path
 from dag_factory.spec.models import (
-    PATTERN_MEANING, PRODUCT_NAME, FieldError, ProductInput, ProductSpec,
+    PATTERN_MEANING, PRODUCT_NAME, FieldError, ProductInput, ProductSpec, product_table,
 )
 from dag_factory.spec.soda_schema import soda_contract_errors
-from dag_factory.spec.yaml_marks import MarkedDocument, load_marked
+from dag_factory.spec.yaml_marks import MarkedDocument, load_marked, load_plain
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_SPEC_BYTES = 1_000_000
@@ -28,11 +33,26 @@ MAX_SPEC_BYTES = 1_000_000
 
 @dataclass
 class LoadedProduct:
-    """A valid product: its spec, its file and the YAML marks (for cross-file errors)."""
+    """A valid product: its spec, its file and the file's text.
+
+    Attributes:
+        spec: the validated spec.
+        path: the file.
+        text: the file's text as read, for :meth:`marks`.
+        document: the YAML marks, None until :meth:`marks` reads them (valid files are read
+            without them).
+    """
 
     spec: ProductSpec
     path: Path
-    document: MarkedDocument
+    text: str = field(repr=False)
+    document: MarkedDocument | None = field(default=None, repr=False)
+
+    def marks(self) -> MarkedDocument:
+        """The YAML marks of the file as read, to locate a cross-file error (parsed once)."""
+        if self.document is None:
+            self.document = load_marked(self.text)
+        return self.document
 
 
 @dataclass
@@ -80,12 +100,20 @@ def load_product_file(path: Path | str, products_folder: Path | None = None) -> 
     if len(raw) > MAX_SPEC_BYTES:
         raise SpecError([SpecIssue(name, 1, 1, "", f"file is over {MAX_SPEC_BYTES} bytes")])
     try:
-        document = load_marked(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError([SpecIssue(name, 1, 1, "", f"expected UTF-8 text: {exc.reason}")])
+    folder = products_folder or path.parent
+    data = load_plain(text)
+    if isinstance(data, dict):
+        spec, problems = _problems(data, folder)
+        if not problems:
+            return LoadedProduct(spec=spec, path=path, text=text)
+    try:
+        document = load_marked(text)
     except yaml.YAMLError as exc:
         raise SpecError([_yaml_issue(name, exc)])
-    return _validate_document(path, document, products_folder or path.parent)
+    return _validate_document(path, text, document, folder)
 
 
 def _yaml_issue(name: str, exc: yaml.YAMLError) -> SpecIssue:
@@ -97,7 +125,8 @@ def _yaml_issue(name: str, exc: yaml.YAMLError) -> SpecIssue:
     return SpecIssue(name, line, column, "", message)
 
 
-def _validate_document(path: Path, document: MarkedDocument, folder: Path) -> LoadedProduct:
+def _validate_document(path: Path, text: str, document: MarkedDocument,
+                       folder: Path) -> LoadedProduct:
     name = str(path)
     data = document.data
     if not isinstance(data, dict):
@@ -105,23 +134,35 @@ def _validate_document(path: Path, document: MarkedDocument, folder: Path) -> Lo
         raise SpecError([SpecIssue(name, 1, 1, "", f"expected a mapping of product fields, got {kind}")])
     issues = [_issue(name, document, p, "duplicate key; the last value would silently win")
               for p in document.duplicate_keys]
+    spec, problems = _problems(data, folder)
+    issues += [_issue(name, document, p, message) for p, message in problems]
+    if issues:
+        raise SpecError(issues)
+    return LoadedProduct(spec=spec, path=path, text=text, document=document)
+
+
+def _problems(data: dict, folder: Path) -> tuple[ProductSpec | None, list[tuple[tuple, str]]]:
+    """Every per-file check of a product's data (not YAML's own: see load_marked).
+
+    Returns:
+        the spec (None when pydantic rejects the data) and the problems found, each as
+        (data path, message); the spec is valid when there are none.
+    """
+    problems = []
     spec = None
     try:
         spec = ProductSpec.model_validate(data)
     except ValidationError as exc:
-        issues += _pydantic_issues(name, document, exc.errors())
+        problems += _pydantic_problems(data, exc.errors())
     output = data.get("output")
     if isinstance(output, dict) and isinstance(output.get("columns"), list):
         for sub_path, message in soda_contract_errors(output["columns"], output.get("checks")):
-            issues.append(_issue(name, document, ("output", *sub_path), message))
+            problems.append((("output", *sub_path), message))
     if spec is not None and spec.transform.file is not None:
         sql_file = (folder / spec.transform.file).resolve()
         if not sql_file.is_file():
-            issues.append(_issue(name, document, ("transform", "file"),
-                                 f"transform file not found: {sql_file}"))
-    if issues:
-        raise SpecError(issues)
-    return LoadedProduct(spec=spec, path=path, document=document)
+            problems.append((("transform", "file"), f"transform file not found: {sql_file}"))
+    return spec, problems
 
 
 def _issue(name: str, document: MarkedDocument, path: tuple, message: str) -> SpecIssue:
@@ -129,26 +170,26 @@ def _issue(name: str, document: MarkedDocument, path: tuple, message: str) -> Sp
     return SpecIssue(name, line, column, format_field_path(path), message)
 
 
-def _pydantic_issues(name: str, document: MarkedDocument, errors: list[dict]) -> list[SpecIssue]:
-    """Issues of pydantic's errors, less the type errors of union members that did not match
-    when another member got further into the value (``schedule: [Bad-Name]`` is one issue, at
-    ``schedule[0]``, not also "schedule: not a string")."""
-    located = [(_error_path(document, err), err) for err in errors]
+def _pydantic_problems(data: dict, errors: list[dict]) -> list[tuple[tuple, str]]:
+    """(data path, message) of pydantic's errors, less the type errors of union members that
+    did not match when another member got further into the value (``schedule: [Bad-Name]`` is
+    one issue, at ``schedule[0]``, not also "schedule: not a string")."""
+    located = [(_error_path(data, err), err) for err in errors]
     deeper = {path[:n] for path, _ in located for n in range(len(path))}
-    return [_pydantic_issue(name, document, path, err) for path, err in located
+    return [(path, _pydantic_message(err)) for path, err in located
             if not (err["type"].endswith("_type") and path in deeper)]
 
 
-def _error_path(document: MarkedDocument, error: dict) -> tuple:
+def _error_path(data: dict, error: dict) -> tuple:
     """The data path of a pydantic error, extended by a :class:`FieldError`'s own path."""
     loc = error["loc"]
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, FieldError):
         loc = (*loc, *cause.path)
-    return _data_path(document.data, loc, error["type"] == "missing")
+    return _data_path(data, loc, error["type"] == "missing")
 
 
-def _pydantic_issue(name: str, document: MarkedDocument, path: tuple, error: dict) -> SpecIssue:
+def _pydantic_message(error: dict) -> str:
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; `dataproducts schema` lists the allowed keys)"
@@ -161,7 +202,7 @@ def _pydantic_issue(name: str, document: MarkedDocument, path: tuple, error: dic
         message = f"expected a string, got {type(value).__name__} {value}: quote the value in YAML"
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    return _issue(name, document, path, message)
+    return message
 
 
 def _data_path(data: Any, loc: tuple, missing: bool) -> tuple:
@@ -182,6 +223,24 @@ def _data_path(data: Any, loc: tuple, missing: bool) -> tuple:
     if missing and loc and loc[-1] not in path[-1:]:
         path.append(loc[-1])
     return tuple(path)
+
+
+def standalone_specs(folder: Path) -> dict[str, ProductSpec]:
+    """Every product of ``folder`` whose file is valid on its own, by name (the first file of a
+    name wins), even when the folder as a whole does not load, e.g. because a reference
+    between products broke. Used to find who reads a product.
+
+    Returns:
+        ``{product name: ProductSpec}``; files with errors are left out.
+    """
+    specs: dict[str, ProductSpec] = {}
+    for path in spec_files(folder):
+        try:
+            spec = load_product_file(path, folder).spec
+        except SpecError:
+            continue
+        specs.setdefault(spec.name, spec)
+    return specs
 
 
 def load_products(folder: Path | str) -> FolderResult:
@@ -209,7 +268,7 @@ def load_products(folder: Path | str) -> FolderResult:
         owner = result.products.get(product.spec.name)
         if owner is not None:
             result.errors[product.path] = SpecError([_issue(
-                str(product.path), product.document, ("name",),
+                str(product.path), product.marks(), ("name",),
                 f"product name {product.spec.name!r} is already used by {owner.path}")])
             continue
         result.products[product.spec.name] = product
@@ -242,14 +301,46 @@ def _check_references(result: FolderResult, known_names: set[str]) -> None:
         issues = []
         for path, ref in _reference_paths(product.spec):
             if ref == name:
-                issues.append(_issue(str(product.path), product.document, path,
+                issues.append(_issue(str(product.path), product.marks(), path,
                                      "a product cannot read or wait for itself"))
             elif ref not in known_names:
-                issues.append(_issue(str(product.path), product.document, path,
+                issues.append(_issue(str(product.path), product.marks(), path,
                                      f"no product named {ref!r} in the products folder"))
+            elif path[0] == "inputs" and ref in result.products:
+                message = _unreadable_upstream(result.products[ref].spec)
+                if message:
+                    issues.append(_issue(str(product.path), product.marks(), path, message))
+        issues += _future_pins(result, product)
         if issues:
             result.errors[product.path] = SpecError(issues)
             del result.products[name]
+
+
+def _unreadable_upstream(upstream: ProductSpec) -> str | None:
+    """Why a ``type: product`` input cannot read ``upstream``, or None when it can.
+
+    Such inputs read published Parquet partitions; a product on a warehouse engine publishes
+    a table instead, which a ``type: sql`` input reads (docs/engines.md).
+    """
+    engine = upstream.engine
+    if engine.type == "duckdb":
+        return None
+    table = f"{engine.schema_name}.{product_table(upstream.name, upstream.major_version)}"
+    return (f"product {upstream.name!r} runs on engine {engine.type} and publishes the table "
+            f"{table} (connection {engine.conn_id!r}), not Parquet partitions: read it with a "
+            f"type: sql input on conn_id {engine.conn_id} instead (see docs/engines.md)")
+def _future_pins(result: FolderResult, product: LoadedProduct) -> list[SpecIssue]:
+    """Inputs pinning a major their (valid) upstream has not reached: nothing publishes it."""
+    issues = []
+    for index, inp in enumerate(product.spec.inputs):
+        upstream = result.products.get(getattr(inp, "product", None) or "")
+        if isinstance(inp, ProductInput) and inp.major is not None and upstream is not None \
+                and inp.major > upstream.spec.major_version:
+            issues.append(_issue(
+                str(product.path), product.marks(), ("inputs", index, "major"),
+                f"product {inp.product!r} is at version {upstream.spec.version} and publishes "
+                f"v{upstream.spec.major_version}; no v{inp.major} exists to read"))
+    return issues
 
 
 def _check_cycles(result: FolderResult) -> None:
@@ -278,5 +369,5 @@ def _check_cycles(result: FolderResult) -> None:
     for name, cycle in sorted(in_cycle.items()):
         product = result.products.pop(name)
         result.errors[product.path] = SpecError([_issue(
-            str(product.path), product.document, ("inputs",),
+            str(product.path), product.marks(), ("inputs",),
             "dependency cycle: " + " -> ".join(cycle))])

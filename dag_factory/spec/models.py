@@ -208,6 +208,12 @@ class ProductInput(_InputBase):
 
     type: Literal["product"]
     product: str = Field(pattern=PRODUCT_NAME)
+    major: int | None = Field(
+        default=None, ge=0, le=100_000,
+        description="Pin the upstream's major version: read products/<product>/v<major>/ and "
+        "schedule on its asset. Without it the input follows the upstream's current major, "
+        "so a major bump upstream switches this input to the new version (docs/compatibility.md).",
+    )
 
 
 Input = Annotated[
@@ -259,6 +265,58 @@ class FileExport(StrictModel):
 
 
 Export = Annotated[Union[S3Export, FileExport], Field(discriminator="type")]
+
+
+class DuckDBEngine(StrictModel):
+    """The default engine: transform and gate in in-process DuckDB, published output as
+    Hive-partitioned Parquet under the data folder (see docs/engines.md)."""
+
+    type: Literal["duckdb"]
+
+
+POSTGRES_MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1; longer names are silently truncated
+
+
+class PostgresEngine(StrictModel):
+    """Transform, gate and published table in a PostgreSQL database (see docs/engines.md)."""
+
+    type: Literal["postgres"]
+    conn_id: str = Field(pattern=CONN_ID,
+                         description="Airflow connection (type postgres) of the warehouse.")
+    schema_name: str = Field(default="dataproducts", alias="schema", min_length=1,
+                             max_length=POSTGRES_MAX_IDENTIFIER_BYTES,
+                             description="Schema of the product table <name>_v<major> and of "
+                             "the run's staging tables; created when missing.")
+
+    @field_validator("schema_name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return postgres_identifier(value)
+
+
+ENGINES = ("duckdb", "postgres")
+Engine = Annotated[Union[DuckDBEngine, PostgresEngine], Field(discriminator="type")]
+
+
+def postgres_identifier(value: str) -> str:
+    """Check that ``value`` can be a PostgreSQL identifier as it is (it is always quoted).
+
+    Raises:
+        ValueError: for a NUL character, a double quote (Soda Core's PostgreSQL dialect quotes
+            names without escaping it, so the quality gate could not query such a name) or
+            more than 63 UTF-8 bytes.
+    """
+    if "\x00" in value:
+        raise ValueError("expected a PostgreSQL identifier without NUL characters")
+    if '"' in value:
+        raise ValueError('expected a name without double quotes (") on engine postgres: Soda '
+                         "Core's PostgreSQL dialect does not escape them, so the quality gate "
+                         "could not query it")
+    size = len(value.encode("utf-8"))
+    if size > POSTGRES_MAX_IDENTIFIER_BYTES:
+        raise ValueError(f"expected a PostgreSQL identifier of at most "
+                         f"{POSTGRES_MAX_IDENTIFIER_BYTES} bytes, got {size}")
+    return value
 
 
 class OutputSpec(StrictModel):
@@ -341,6 +399,27 @@ class ProductSpec(StrictModel):
     slo: SloSpec = Field(default_factory=SloSpec)
     backfill: BackfillSpec = Field(default_factory=BackfillSpec)
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
+    engine: Engine = Field(
+        default_factory=lambda: DuckDBEngine(type="duckdb"),
+        description="Where transform, quality gate and published output run: duckdb (default) "
+        "or {type: postgres, conn_id: ..., schema: ...}. See docs/engines.md.")
+
+    @field_validator("engine", mode="before", json_schema_input_type=Union[Literal["duckdb"], Engine])
+    @classmethod
+    def _engine_shorthand(cls, value: Any) -> Any:
+        """``engine: duckdb`` is short for ``{type: duckdb}``; unknown engines are named."""
+        shorthand = isinstance(value, str)
+        if shorthand:
+            value = {"type": value}
+        elif not isinstance(value, dict):
+            raise ValueError("expected duckdb, or a mapping such as "
+                             "{type: postgres, conn_id: warehouse, schema: dataproducts}")
+        kind = value.get("type")
+        if isinstance(kind, str) and kind not in ENGINES:
+            message = (f"unknown engine {kind!r}; expected one of {', '.join(ENGINES)} "
+                       "(docs/engines.md says what Redshift or Athena would need)")
+            raise ValueError(message) if shorthand else FieldError(message, "type")
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -360,12 +439,54 @@ class ProductSpec(StrictModel):
         if self.end_date is not None and self.end_date < self.start_date:
             raise FieldError("end_date is before start_date", "end_date")
         _no_duplicates("input", [i.name for i in self.inputs], "inputs")
+        if isinstance(self.engine, PostgresEngine):
+            self._check_postgres()
+        pins: dict[str, int] = {}
+        for index, inp in enumerate(self.inputs):
+            if isinstance(inp, ProductInput) and inp.major is not None:
+                if pins.setdefault(inp.product, inp.major) != inp.major:
+                    raise FieldError(f"inputs reading product {inp.product!r} pin different "
+                                     f"majors ({pins[inp.product]} and {inp.major}); pin one",
+                                     "inputs", index, "major")
         return self
+
+    def _check_postgres(self) -> None:
+        """What a product on engine postgres needs beyond the common rules."""
+        from dag_factory.engines.postgres_types import UnsupportedType, postgres_type
+
+        table = product_table(self.name, self.major_version)
+        try:
+            postgres_identifier(table)
+        except ValueError as exc:
+            raise FieldError(f"the product table name {table!r} is too long: {exc}", "name")
+        for index, column in enumerate(self.output.columns):
+            try:
+                postgres_identifier(column.name)
+            except ValueError as exc:
+                raise FieldError(str(exc), "output", "columns", index, "name")
+            if column.data_type is not None:
+                try:
+                    postgres_type(column.data_type)
+                except UnsupportedType as exc:
+                    raise FieldError(str(exc), "output", "columns", index, "data_type")
+        if self.output.exports:
+            raise FieldError("exports are not supported with engine postgres yet: the product "
+                             "table is the output port (see docs/engines.md)", "output", "exports")
 
     @property
     def major_version(self) -> int:
         """The semver major, used in the storage path (``v1``)."""
         return int(self.version.split(".", 1)[0])
+
+    def pinned_majors(self) -> dict[str, int]:
+        """Upstream product name -> the major its ``type: product`` inputs pin (pinned only)."""
+        return {i.product: i.major for i in self.inputs
+                if isinstance(i, ProductInput) and i.major is not None}
+
+    def read_major(self, upstream: str, majors: dict[str, int]) -> int:
+        """The major of ``upstream`` this product reads and schedules on: its pin, else the
+        upstream's current major from ``majors`` (product name -> major), else 1."""
+        return self.pinned_majors().get(upstream, majors.get(upstream, 1))
 
     def upstream_products(self) -> list[str]:
         """Products this one reads (``type: product`` inputs) or is scheduled on, deduplicated."""
@@ -373,6 +494,11 @@ class ProductSpec(StrictModel):
         if isinstance(self.schedule, list):
             names += self.schedule
         return list(dict.fromkeys(names))
+
+
+def product_table(product: str, major: int) -> str:
+    """Name of a product's published table on a warehouse engine: ``<product>_v<major>``."""
+    return f"{product}_v{major}"
 
 
 def _no_duplicates(kind: str, names: list[str], list_field: str) -> None:

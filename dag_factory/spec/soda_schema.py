@@ -1,4 +1,14 @@
-"""Validate ``output.columns`` / ``output.checks`` with Soda Core v4's own contract JSON Schema."""
+"""Validate ``output.columns`` / ``output.checks`` with Soda Core v4's own contract JSON Schema.
+
+Two implementations of JSON Schema draft 2020-12 read the same schema. ``jsonschema-rs``
+(compiled; ~0.003 ms per product) decides a contract made of plain JSON data (dict with
+string keys, list, str, int, float, bool, None) that it finds valid; every other contract
+(invalid for it, or holding values JSON has no type for, such as dates or the tuples of
+``!!pairs``) goes to ``jsonschema`` (pure Python; ~1 ms per product, which was half of a
+product file's load), whose verdict and error messages are the ones reported. On plain JSON
+both implement the same specification; ``tests/test_soda_schema.py`` checks that they agree
+on mangled demo contracts.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +49,37 @@ def _validator():
     return cls(schema)
 
 
+@functools.lru_cache(maxsize=1)
+def _fast_validator():
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(soda_contract_schema())
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain_json(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is JSON data made of exactly dict (str keys), list, str, int, float,
+    bool and None, nested at most 100 levels: the values both validators read identically."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if depth > 100:
+        return False
+    if kind is list:
+        return all(_is_plain_json(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _is_plain_json(item, depth + 1)
+                   for key, item in value.items())
+    return False
+
+
+def _fast_accepts(contract: dict) -> bool:
+    """True when ``jsonschema-rs`` accepts ``contract`` read as plain JSON (see the module doc)."""
+    return _is_plain_json(contract) and _fast_validator().is_valid(contract)
+
+
 def soda_contract_errors(columns: Any, checks: Any) -> list[tuple[tuple, str]]:
     """Validate the Soda parts of a spec's ``output`` block.
 
@@ -49,11 +90,11 @@ def soda_contract_errors(columns: Any, checks: Any) -> list[tuple[tuple, str]]:
     Returns:
         a list of (data path relative to ``output``, message); empty when valid.
     """
-    import jsonschema
-
     contract: dict[str, Any] = {"dataset": "ds/schema/table", "columns": columns}
     if checks is not None:
         contract["checks"] = checks
+    if _fast_accepts(contract):
+        return []
     found = []
     for error in _validator().iter_errors(contract):
         deepest = _deepest(error)

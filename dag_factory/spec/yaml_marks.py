@@ -1,8 +1,10 @@
 """Read YAML with PyYAML's safe loader while keeping the line/column of every node.
 
 Only ``yaml.SafeLoader`` is used: a product file can never construct Python objects.
-Every failure is a ``yaml.YAMLError`` with a mark: bad explicitly tagged scalars, impossible
-dates, collections nested deeper than :data:`MAX_DEPTH` and alias bombs included.
+Every failure of :func:`load_marked` is a ``yaml.YAMLError`` with a mark: bad explicitly
+tagged scalars, impossible dates, collections nested deeper than :data:`MAX_DEPTH` and alias
+bombs included. :func:`load_plain` reads the common case, a document for which
+``load_marked`` would find nothing to report, without the marks (they only locate errors).
 """
 
 from __future__ import annotations
@@ -97,6 +99,74 @@ def load_marked(text: str) -> MarkedDocument:
     doc = MarkedDocument(data=data)
     _walk(node, (), doc, itertools.count())
     return doc
+
+
+class _NotPlain(Exception):
+    """The document is not plain (see :func:`load_plain`)."""
+
+
+class _PlainLoader(_SafeLoader):
+    """The safe loader, stopping at what :func:`load_plain` leaves to :func:`load_marked`.
+
+    The composer calls ``descend_resolver`` before it composes each node and ``ascend_resolver``
+    after, so counting there raises :class:`_NotPlain` at the first node deeper than
+    :data:`MAX_DEPTH` (before libyaml's recursive composer can go deeper) or past
+    :data:`MAX_NODES` nodes. A mapping with a duplicate key raises it too.
+    """
+
+    _depth = 0
+    _nodes = 0
+
+    def descend_resolver(self, parent: Any, index: Any) -> None:
+        """Count the node about to be composed; raise :class:`_NotPlain` past the limits."""
+        self._depth += 1
+        self._nodes += 1
+        if self._depth > MAX_DEPTH or self._nodes > MAX_NODES:
+            raise _NotPlain
+        super().descend_resolver(parent, index)
+
+    def ascend_resolver(self) -> None:
+        """The node is composed: one level up."""
+        self._depth -= 1
+        super().ascend_resolver()
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """Construct the mapping; keys compare as in :func:`_walk` (merge keys flattened)."""
+        mapping = super().construct_mapping(node, deep)
+        keys = {k.value if isinstance(k, yaml.ScalarNode) else repr(k.value) for k, _ in node.value}
+        if len(keys) != len(node.value):
+            raise _NotPlain
+        return mapping
+
+
+def load_plain(text: str) -> Any:
+    """Parse a plain YAML document with the safe loader, without marks.
+
+    Plain: one non-empty document without ``&`` (so without anchors, hence without aliases),
+    with no duplicate key, no node deeper than :data:`MAX_DEPTH` (scalars included), at most
+    :data:`MAX_NODES` nodes, and no value the safe constructor rejects. Such a document is
+    composed and constructed exactly as :func:`load_marked` does it (same loader, minus the
+    error wrapping), so the data equals ``load_marked(text).data``, and ``load_marked`` would
+    raise nothing and find no duplicate key in it. What is not plain (a ``&`` in a SQL string
+    included) is for ``load_marked``, which reports what is wrong, if anything.
+
+    Args:
+        text: the YAML source.
+
+    Returns:
+        the data, or None when the document is not plain (or empty).
+    """
+    if "&" in text:
+        return None
+    loader = _PlainLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
+    except (yaml.YAMLError, _NotPlain, ArithmeticError, AttributeError, LookupError, TypeError,
+            ValueError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
 
 
 def _check_nesting(text: str) -> None:

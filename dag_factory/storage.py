@@ -19,6 +19,7 @@ partition's data file has a unique name, ``part-<run>-<token>.parquet``, named b
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
@@ -29,6 +30,13 @@ from dag_factory.datastore import Location
 MANIFEST = "_manifest.json"
 PART_FILE = "part-0.parquet"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # Hive's name for the NULL partition
+
+
+def manifest_text(manifest: dict) -> str:
+    """A partition manifest as JSON text, on one line: an indented dump goes through the
+    pure-Python encoder, which took ~1 ms per manifest once manifests carried the contract
+    (0.4 s of a 365-partition publish, cProfile in docs/benchmarks.md)."""
+    return json.dumps(manifest)
 
 
 def safe_run_id(run_id: str) -> str:

@@ -69,11 +69,12 @@ def relation_to_parquet(con, query: str, target: Path, params: list | dict | Non
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     # COPY answers with the number of rows it wrote: no second read of the file
-    rows = con.execute(f"copy ({query}) to '{_sql_string(partial)}' (format parquet, compression zstd)",
+    rows = con.execute(f"copy ({query}) to '{sql_string(partial)}' (format parquet, compression zstd)",
                        params or []).fetchone()[0]
     partial.replace(target)
     return rows
 
 
-def _sql_string(path: Path | str) -> str:
+def sql_string(path: Path | str) -> str:
+    """``path`` as the body of a SQL string literal (single quotes doubled)."""
     return str(path).replace("'", "''")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from dag_factory.datastore import NotFound, S3Path
 from dag_factory.datastore.stored import StoredFile
-from dag_factory.storage import MANIFEST, safe_run_id
+from dag_factory.storage import MANIFEST, manifest_text, safe_run_id
 
 ORPHAN_GRACE = dt.timedelta(hours=24)
 _DATA_FILE = re.compile(r"^part-(?P<run>.+)-(?P<token>[0-9a-f]{32})\.parquet$")
@@ -73,7 +73,7 @@ class ObjectSwap:
         garbage = self._replaced(final, existing)
         manifest = {**manifest, "replaced_files": sorted(f.location.name for f in garbage)}
         self.store.upload(part_dir / self.data_file, final / self.data_file)
-        self.store.write_bytes(final / MANIFEST, json.dumps(manifest, indent=2).encode())
+        self.store.write_bytes(final / MANIFEST, manifest_text(manifest).encode())
         self.store.delete([f.location for f in garbage])
         return manifest
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from dag_factory.interval import DataInterval
 from dag_factory.publish.local_swap import LocalSwap
 from dag_factory.publish.object_swap import ObjectSwap
 from dag_factory.storage import (
-    MANIFEST, NULL_PARTITION, RunPaths, partition_dir_name, partition_value,
+    MANIFEST, NULL_PARTITION, RunPaths, manifest_text, partition_dir_name, partition_value,
 )
 
 
@@ -96,32 +95,76 @@ def _swap_for(request: PublishRequest, workspace: Workspace):
     return LocalSwap(request.root, request.paths.publish_dir, request.paths.root / "trash")
 
 
+PARTITION_INDEX = "__dataproducts_partition"  # the COPY's partition column, not in the files
+
+
 def _build_partitions(request: PublishRequest, output: Path, build_dir: Path,
                       data_file: str) -> list[tuple[Path, dict]]:
+    """Build every partition of the staged output under ``build_dir`` with one DuckDB
+    ``COPY ... PARTITION_BY``, then a manifest each; returns ``(partition dir, manifest)``
+    in partition order.
+
+    Raises:
+        RuntimeError: DuckDB did not write exactly one file for a partition.
+    """
     con = engine.connect()
     try:
-        staged = str(output).replace("'", "''")
-        con.execute(f"create temp table _out as select * from read_parquet('{staged}')")
+        con.execute(f"create temp table _out as select * from read_parquet('{engine.sql_string(output)}')")
         schema = [{"name": n, "type": t} for n, t, *_ in con.execute("describe _out").fetchall()]
         key = engine.quote_ident(request.partition_by)
-        values = [r[0] for r in con.execute(f"select distinct cast({key} as varchar) from _out").fetchall()]
-        return [_build_one(con, request, value, schema, build_dir, data_file)
-                for value in sorted(values, key=str)]
+        # in the order _indexed_output numbers them: value i is in folder <index column>=i
+        partitions = con.execute(f"select cast({key} as varchar) as v, count(*) from _out "
+                                 f"group by v order by v nulls last").fetchall()
+        if not partitions:
+            return []
+        written = build_dir / "_copy"  # no "=" in the name: never a partition's name
+        _copy_partitioned(con, _indexed_output(request.partition_by), written)
+        built = []
+        for index, (value, rows) in enumerate(partitions):
+            text = NULL_PARTITION if value is None else value
+            part_dir = build_dir / partition_dir_name(request.partition_by, text)
+            _move_partition_file(written / f"{PARTITION_INDEX}={index}", part_dir, data_file)
+            built.append((part_dir, _write_manifest(request, part_dir, text, rows, schema, data_file)))
+        written.rmdir()
+        return built
     finally:
         con.close()
 
 
-def _build_one(con, request: PublishRequest, value: str | None, schema: list, build_dir: Path,
-               data_file: str) -> tuple[Path, dict]:
-    text = NULL_PARTITION if value is None else value
-    part_dir = build_dir / partition_dir_name(request.partition_by, text)
-    part_dir.mkdir(parents=True)
-    key = engine.quote_ident(request.partition_by)
-    where = f"{key} is null" if value is None else f"cast({key} as varchar) = $v"
-    # rows sorted by every column: the same output gives the same bytes, whatever order the
-    # transform's threads produced it in (re-runs, and the embedded vs distributed setups)
-    rows = engine.relation_to_parquet(con, f"select * from _out where {where} order by all",
-                                      part_dir / data_file, {} if value is None else {"v": value})
+def _indexed_output(partition_by: str) -> str:
+    """The staged output with each row's partition number (0, 1, ... in the order of the
+    partition values as text, NULL last): the partition folders' names during the COPY, so
+    DuckDB never has to spell a value in a path."""
+    key = engine.quote_ident(partition_by)
+    return (f"select *, dense_rank() over (order by cast({key} as varchar) nulls last) - 1 "
+            f"as {PARTITION_INDEX} from _out")
+
+
+def _copy_partitioned(con, indexed: str, target: Path) -> None:
+    """One COPY writing every partition's Parquet file under ``target/<index column>=<n>/``.
+
+    Rows are sorted by every column, so the same output gives the same bytes whatever order
+    the transform's threads produced it in (re-runs; the embedded vs distributed setups). The
+    COPY runs on one thread: a partitioned COPY on several threads interleaves their sorted
+    chunks, which changes a file's bytes from run to run.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con.execute("SET threads TO 1")
+    con.execute(f"copy ({indexed} order by all) to '{engine.sql_string(target)}' "
+                f"(format parquet, compression zstd, partition_by ({PARTITION_INDEX}))")
+
+
+def _move_partition_file(written: Path, part_dir: Path, data_file: str) -> None:
+    files = list(written.iterdir())
+    if len(files) != 1:
+        raise RuntimeError(f"publish expected DuckDB to write one Parquet file in {written}, "
+                           f"found {len(files)}: {sorted(f.name for f in files)}")
+    written.rename(part_dir)
+    (part_dir / files[0].name).rename(part_dir / data_file)
+
+
+def _write_manifest(request: PublishRequest, part_dir: Path, text: str, rows: int,
+                    schema: list, data_file: str) -> dict:
     manifest = {
         "product": request.product,
         "version": request.version,
@@ -138,8 +181,8 @@ def _build_one(con, request: PublishRequest, value: str | None, schema: list, bu
     }
     if request.contract is not None:
         manifest["contract"] = request.contract
-    (part_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return part_dir, manifest
+    (part_dir / MANIFEST).write_text(manifest_text(manifest))
+    return manifest
 
 
 def _remove_stale(request: PublishRequest, swap, kept: set[str]) -> list[str]:

@@ -355,3 +355,59 @@ def test_exports_read_the_published_partitions_of_an_s3_data_folder(s3_folder, s
     assert len(csv_text.strip().splitlines()) == 1 + len(published)
     exported = _rows(get(s3_endpoint, f"{s3_folder.bucket}-out", f"flights/{DAYS[0]}.parquet"))
     assert sorted(map(repr, exported)) == sorted(map(repr, published))
+
+
+def test_retire_removes_an_old_major_from_an_s3_data_folder(s3_folder, s3_endpoint, tmp_path,
+                                                           monkeypatch):
+    """``retire`` on S3: manifests go before data files, the other major is untouched, and a
+    retire interrupted after the manifests can be finished by running it again."""
+    from dag_factory.contract.retire import RetireRefused, plan_retirement, retire
+    from dag_factory.datastore.s3 import S3Store
+    from dag_factory.interval import DataInterval
+    from dag_factory.publish.partitions import PublishRequest, publish_partitions
+    from dag_factory.storage import RunPaths, product_root
+
+    staged = RunPaths(tmp_path / "staging")
+    staged.root.mkdir()
+    duckdb.sql(f"copy (select date '2013-01-01' + (i % 3)::int as day, i as n from range(30) t(i)) "
+               f"to '{staged.output_file}' (format parquet)")
+    interval = DataInterval(dt.datetime(2013, 1, 1, tzinfo=dt.timezone.utc),
+                            dt.datetime(2013, 1, 4, tzinfo=dt.timezone.utc))
+    for major in (1, 2):
+        publish_partitions(PublishRequest(
+            product="p", version=f"{major}.0.0", root=product_root("p", major, s3_folder),
+            partition_by="day", paths=staged, interval=interval, run_id=f"run-{major}",
+            quality={"outcome": "pass", "counts": {}}))
+    bucket = s3_folder.bucket
+    v2_before = {k: get(s3_endpoint, bucket, k) for k in keys(s3_endpoint, bucket, "data/products/p/v2/")}
+    v1_keys = keys(s3_endpoint, bucket, "data/products/p/v1/")
+    assert len(v1_keys) == 6 and len(v2_before) == 6
+
+    plan = plan_retirement("p", 1, {}, s3_folder)
+    assert (plan.root, plan.partitions) == (product_root("p", 1, s3_folder), 3)
+    assert plan.bytes == sum(len(get(s3_endpoint, bucket, k)) for k in v1_keys)
+
+    deleted: list[list[str]] = []
+    original = S3Store.delete
+
+    def recording_delete(self, locations):
+        deleted.append([loc.key for loc in locations])
+        if len(deleted) == 2:
+            raise OSError("connection lost")  # the retire dies after the manifests went
+        return original(self, locations)
+
+    monkeypatch.setattr(S3Store, "delete", recording_delete)
+    with pytest.raises(OSError):
+        retire(plan)
+    assert deleted[0] and all(k.endswith("/_manifest.json") for k in deleted[0])
+    assert visible_partitions(s3_endpoint, bucket, "data/products/p/v1") == {}
+    monkeypatch.setattr(S3Store, "delete", original)
+
+    again = plan_retirement("p", 1, {}, s3_folder)  # data files left, no manifest
+    assert again.partitions == 0 and again.bytes > 0
+    retire(again)
+    assert keys(s3_endpoint, bucket, "data/products/p/v1/") == []
+    assert {k: get(s3_endpoint, bucket, k) for k in keys(s3_endpoint, bucket, "data/products/p/v2/")} \
+        == v2_before
+    with pytest.raises(RetireRefused, match="nothing published at s3://"):
+        plan_retirement("p", 1, {}, s3_folder)

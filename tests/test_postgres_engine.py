@@ -336,3 +336,45 @@ def test_a_downstream_product_reads_the_table_with_a_sql_input(data_folder, ware
     upstream = [r for r in table_rows(warehouse) if r["flight_date"] == JAN2]
     assert published(data_folder, "fleet_totals") == [
         {"flight_date": JAN2, "flights": sum(r["flights"] for r in upstream)}]
+
+
+def test_validate_against_published_reads_the_publish_record_beside_the_table(
+        data_folder, warehouse, planes_in_s3, tmp_path, capsys):
+    """A postgres product writes no manifest: its publish commits a record of the contract in
+    ``dataproducts._dataproducts_contracts``, which ``validate --against published`` reads."""
+    from dag_factory.cli.main import main
+    from dag_factory.contract.compat import contract_record
+    from dag_factory.spec.loading import load_products
+
+    folder = postgres_fleet(tmp_path / "products")
+    assert run("fleet_daily", JAN1, folder).state == "success"
+    with psycopg.connect(warehouse) as conn:
+        rows = conn.execute('select product, major, record from "dataproducts"."_dataproducts_contracts"').fetchall()
+    assert [(p, m) for p, m, _ in rows] == [("fleet_daily", 1)]
+    record = rows[0][2]
+    assert record["contract"] == contract_record(load_products(folder).products["fleet_daily"].spec)
+    assert record["version"] == "1.0.0" and record["partition"] == {"key": "flight_date"}
+    assert record["table"].endswith(".dataproducts.fleet_daily_v1")
+    assert PASSWORD not in json.dumps(record)
+
+    path = folder / "fleet_daily.yaml"
+    path.write_text(path.read_text().replace("checks: [{invalid: {valid_min: 1}}]}\n    - name: seats",
+                                             "checks: [{invalid: {valid_min: 2}}]}\n    - name: seats")
+                    .replace("version: 1.0.0", "version: 1.0.1"))
+    assert main(["validate", str(folder), "--against", "published"]) == 1
+    out, err = capsys.readouterr()
+    assert ("fleet_daily: breaking change without a major version bump (1.0.0 -> 1.0.1): invalid "
+            "check on column aircraft: tightened") in err
+    assert "note: fleet_daily: compared with the publish record of " in out
+    assert ".dataproducts.fleet_daily_v1 (engine postgres, published 20" in out
+
+    # a compatible change, published: the record follows the latest publish
+    path.write_text(path.read_text().replace("{valid_min: 2}", "{valid_min: 0}")
+                    .replace("version: 1.0.1", "version: 1.1.0"))
+    assert main(["validate", str(folder), "--against", "published"]) == 0
+    assert "compatible  invalid check on column aircraft: loosened" in capsys.readouterr().out
+    assert run("fleet_daily", JAN2, folder).state == "success"
+    with psycopg.connect(warehouse) as conn:
+        (version,), = conn.execute("select record->>'version' from "
+                                   '"dataproducts"."_dataproducts_contracts"').fetchall()
+    assert version == "1.1.0"

@@ -13,6 +13,7 @@ from dag_factory.backfill.gate import PacingGateOperator
 from dag_factory.build.assets import product_asset
 from dag_factory.build.docs import product_doc_md
 from dag_factory.contract.compat import contract_record
+from dag_factory.engines import engine_config
 from dag_factory.ingest.operators import IngestOperator, InputArrivalSensor, wait_kwargs
 from dag_factory.publish.export import ExportOperator
 from dag_factory.publish.operator import PublishOperator
@@ -110,7 +111,7 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
         default_args=default_args,
         params={},
     )
-    engine = _engine_config(spec)
+    engine = engine_config(spec)
     with dag:
         # backfill runs wait here for the spec's pacing; other runs pass straight through
         pacing = PacingGateOperator(task_id=PACING_TASK_ID,
@@ -152,14 +153,6 @@ def build_product_dag(product: LoadedProduct, majors: dict[str, int],
                                    major=spec.major_version)
             publish >> export
     return dag
-
-
-def _engine_config(spec: ProductSpec) -> dict | None:
-    """The operators' ``engine`` argument: None on DuckDB, else the spec's engine block (by
-    its YAML names) plus the product's major version."""
-    if spec.engine.type == "duckdb":
-        return None
-    return {**spec.engine.model_dump(by_alias=True), "major": spec.major_version}
 
 
 def _ingest_task(spec: ProductSpec, inp, majors: dict[str, int]):

@@ -1,5 +1,6 @@
 """Where the old contract of each product comes from: a git ref of the products folder, or
-the newest manifest of the product's published tree in the data folder."""
+the newest manifest of the product's published tree in the data folder (for a product on a
+warehouse engine, its publish record beside the table)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,37 @@ def published_baseline(data: Location) -> Baseline:
     return baseline
 
 
+def add_warehouse_records(baseline: Baseline, specs: dict) -> None:
+    """Add the publish record of every product in ``specs`` (name -> ProductSpec) that runs
+    on a warehouse engine: its published contract lives beside its table, not in manifests.
+
+    Raises:
+        BaselineError: the warehouse cannot be read (naming the product and connection id).
+    """
+    from dag_factory.engines import engine_config, warehouse_engine
+
+    for name, spec in sorted(specs.items()):
+        engine = warehouse_engine(engine_config(spec))
+        if engine is None:
+            continue
+        try:
+            record = engine.published_record(name)
+        except Exception as exc:  # the driver's errors name host and database, not the password
+            raise BaselineError(f"{name}: cannot read its publish record on engine "
+                                f"{engine.type} (connection {engine.conn_id!r}): {exc}") from exc
+        if record is None:
+            continue
+        try:
+            baseline.contracts[name] = contract_of_manifest(record)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BaselineError(f"{name}: not a publish record on engine {engine.type} "
+                                f"({exc!r})") from exc
+        table = record.get("table", name)
+        baseline.sources[name] = f"the publish record of {table}"
+        baseline.notes.append(f"{name}: compared with the publish record of {table} "
+                              f"(engine {engine.type}, published {record.get('published_at')})")
+
+
 def check_folder(folder: Path, against: str,
                  data: Location | None = None) -> tuple[Baseline, list[ProductReport]]:
     """Compare every product of ``folder`` with ``against`` and judge each change.
@@ -171,6 +203,8 @@ def check_folder(folder: Path, against: str,
         baseline = git_baseline(folder, against)
     loaded = load_products(folder)
     current = {name: contract_of_spec(p.spec) for name, p in loaded.products.items()}
+    if against == PUBLISHED:
+        add_warehouse_records(baseline, {n: p.spec for n, p in loaded.products.items()})
     for path, name in sorted(loaded.claimed_names.items()):
         if name not in loaded.products and baseline.contracts.pop(name, None) is not None:
             baseline.notes.append(f"{name}: {path.name} is invalid now; not compared")

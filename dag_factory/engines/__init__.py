@@ -35,3 +35,12 @@ def warehouse_engine(config: Mapping[str, Any] | None):
                          f"{', '.join(WAREHOUSE_ENGINES)}")
     module, _, name = WAREHOUSE_ENGINES[kind].partition(":")
     return getattr(importlib.import_module(module), name)(config)
+
+
+def engine_config(spec) -> dict | None:
+    """The ``engine`` argument of a product's operators (and of :func:`warehouse_engine`):
+    None on DuckDB, else the spec's engine block (by its YAML names) plus the product's major
+    version. ``spec`` is a :class:`dag_factory.spec.models.ProductSpec`."""
+    if spec.engine.type == "duckdb":
+        return None
+    return {**spec.engine.model_dump(by_alias=True), "major": spec.major_version}

@@ -131,7 +131,8 @@ class WarehouseEngine(ABC):
         """
 
     @abstractmethod
-    def publish(self, job: StageJob, partition_by: str, audited_rows: int) -> TablePublish:
+    def publish(self, job: StageJob, partition_by: str, audited_rows: int,
+                version: str | None = None, contract: dict | None = None) -> TablePublish:
         """Replace the run's partitions of the product table with the staging table's rows,
         atomically for readers, and drop the staging table. A failure at any point leaves
         the product table as it was.
@@ -139,6 +140,17 @@ class WarehouseEngine(ABC):
         Args:
             audited_rows: the row count the gate saw; a staging table holding another count
                 is not published.
+            version / contract: the product's semver and output contract record
+                (:func:`dag_factory.contract.compat.contract_record`); when given, the
+                publish record (:meth:`published_record`) is written in the same transaction.
+        """
+
+    @abstractmethod
+    def published_record(self, product: str) -> dict | None:
+        """The publish record of the product's highest published major, in the shape of a
+        partition manifest (``product``, ``version``, ``partition.key``, ``schema``,
+        ``contract``, ``run_id``, ``published_at``): the baseline of ``dataproducts validate
+        --against published``. None when the product never published a record here.
         """
 
     @abstractmethod

@@ -9,6 +9,7 @@ COPY data, never as SQL text. See docs/engines.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from dag_factory.operator_base import DeterministicFailure
 from dag_factory.storage import NULL_PARTITION
 
 COPY_BATCH_ROWS = 10_000
+RECORDS_TABLE = "_dataproducts_contracts"  # one publish record per product and major
 _PARAM = re.compile(r"\$(data_interval_start|data_interval_end|ds)\b")
 
 
@@ -87,7 +89,8 @@ class PostgresEngine(WarehouseEngine):
     Tables: the product table ``<schema>.<product>_v<major>`` (created on the first publish,
     with an index on the partition column) and one staging table per run,
     ``<schema>._stg_<product>_v<major>_<run digest>``, dropped by the publish that swaps it in
-    (kept after a failed gate, for diagnosis).
+    (kept after a failed gate, for diagnosis); ``<schema>._dataproducts_contracts``, one
+    publish record (version, schema, output contract) per product and major.
     """
 
     type = "postgres"
@@ -175,14 +178,16 @@ class PostgresEngine(WarehouseEngine):
 
     # -- publish -----------------------------------------------------------------------------
 
-    def publish(self, job: StageJob, partition_by: str, audited_rows: int) -> TablePublish:
+    def publish(self, job: StageJob, partition_by: str, audited_rows: int,
+                version: str | None = None, contract: dict | None = None) -> TablePublish:
         """See :meth:`WarehouseEngine.publish`.
 
         In one transaction: take the product's advisory lock (publishes of one product take
         turns), create the product table on first use (columns as staged, index on the
         partition column), lock it against other writers (readers are not blocked), check the
         staged count and columns, delete the rows of the staged partitions and of every other
-        partition value in the data interval, insert the staged rows, drop the staging table.
+        partition value in the data interval, insert the staged rows, drop the staging table,
+        and (with ``version``) upsert the publish record in ``<schema>._dataproducts_contracts``.
         Readers see the old rows until the commit, the new ones after it; an error or a lost
         connection before the commit rolls everything back.
 
@@ -195,6 +200,8 @@ class PostgresEngine(WarehouseEngine):
         with self.connect() as conn:
             self._require_staging(conn, job)
             database = conn.execute("select current_database()").fetchone()[0]
+            if version is not None:
+                self._create_records_table(conn)
             with conn.transaction():
                 # publishes of one product take turns, the table's first creation included
                 conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [product])
@@ -223,10 +230,50 @@ class PostgresEngine(WarehouseEngine):
                 inserted = conn.execute(f"insert into {product} ({names}) select {names} "
                                         f"from {staging}").rowcount
                 conn.execute(f"drop table {staging}")
+                table = f"{database}.{self.schema}.{job.table}"
+                if version is not None:
+                    self._upsert_record(conn, job, {
+                        "product": job.product, "version": version,
+                        "partition": {"key": partition_by}, "schema": schema,
+                        "contract": contract, "run_id": job.run_id, "table": table,
+                        "published_at": dt.datetime.now(dt.timezone.utc).isoformat()})
             size = _relation_size(conn, product)
-        return TablePublish(rows=inserted, partitions=staged, removed=stale,
-                            table=f"{database}.{self.schema}.{job.table}", schema=schema,
-                            bytes=size)
+        return TablePublish(rows=inserted, partitions=staged, removed=stale, table=table,
+                            schema=schema, bytes=size)
+
+    def published_record(self, product: str) -> dict | None:
+        """See :meth:`WarehouseEngine.published_record`: the row of the highest major in
+        ``<schema>._dataproducts_contracts``.
+
+        Raises:
+            psycopg errors (unreachable database, no access).
+        """
+        with self.connect() as conn:
+            if _regclass(conn, self.schema, RECORDS_TABLE) is None:
+                return None
+            row = conn.execute(
+                f"select record from {qualified(self.schema, RECORDS_TABLE)} "
+                "where product = %s order by major desc limit 1", [product]).fetchone()
+        return None if row is None else row[0]
+
+    def _create_records_table(self, conn) -> None:
+        """Create the publish records table once per schema; concurrent first publishes of
+        different products take turns (``create table if not exists`` alone can race)."""
+        records = qualified(self.schema, RECORDS_TABLE)
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [records])
+            conn.execute(f"create table if not exists {records} (product text not null, "
+                         "major integer not null, record jsonb not null, "
+                         "published_at timestamptz not null, primary key (product, major))")
+
+    def _upsert_record(self, conn, job: StageJob, record: dict) -> None:
+        from psycopg.types.json import Jsonb
+
+        conn.execute(
+            f"insert into {qualified(self.schema, RECORDS_TABLE)} as r "
+            "(product, major, record, published_at) values (%s, %s, %s, now()) "
+            "on conflict (product, major) do update set record = excluded.record, "
+            "published_at = excluded.published_at", [job.product, job.major, Jsonb(record)])
 
     def _interval_partitions(self, conn, product: str, key: str, column_type: str,
                              job: StageJob) -> list[str]:

@@ -83,7 +83,8 @@ class PublishOperator(ProductOperator):
         job = self.stage_job(context)
         paths = run_paths(self.product, context["run_id"])
         quality = self._audited(paths.quality_file)
-        result = self.warehouse.publish(job, self.partition_by, quality["rows"])
+        result = self.warehouse.publish(job, self.partition_by, quality["rows"],
+                                        version=self.version, contract=self.contract)
         self.measured = {"rows": result.rows, "files": 1, "bytes": result.bytes,
                          "schema": result.schema}
         self._emit_asset_event(context, quality, job.interval, result.rows, result.partitions)

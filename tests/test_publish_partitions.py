@@ -73,6 +73,16 @@ def test_the_same_rows_in_any_order_give_the_same_bytes(tmp_path):
             (tmp_path / "b" / part / PART_FILE).read_bytes(), part
 
 
+def test_a_single_partition_gives_the_same_bytes_in_any_order(tmp_path):
+    rows = "select date '2013-01-01' as day, i % 97 as n, md5(i::varchar) as payload from range(300000) t(i)"
+    first = publish(tmp_path / "a", stage(tmp_path / "sa", f"{rows} order by payload"), "day")
+    second = publish(tmp_path / "b", stage(tmp_path / "sb", f"{rows} order by n desc, payload"), "day")
+    assert first.partitions == second.partitions == ["2013-01-01"] and first.rows == 300000
+    part = "day=2013-01-01"
+    assert sorted(p.name for p in (tmp_path / "a" / part).iterdir()) == [MANIFEST, PART_FILE]
+    assert (tmp_path / "a" / part / PART_FILE).read_bytes() == (tmp_path / "b" / part / PART_FILE).read_bytes()
+
+
 def test_an_empty_output_publishes_nothing(tmp_path):
     result = publish(tmp_path / "published", stage(tmp_path / "s", "select 'x' as label, 1 as n where false"))
     assert result.manifests == [] and result.removed == []

@@ -270,7 +270,7 @@ class PostgresEngine(WarehouseEngine):
         from psycopg.types.json import Jsonb
 
         conn.execute(
-            f"insert into {qualified(self.schema, RECORDS_TABLE)} as r "
+            f"insert into {qualified(self.schema, RECORDS_TABLE)} "
             "(product, major, record, published_at) values (%s, %s, %s, now()) "
             "on conflict (product, major) do update set record = excluded.record, "
             "published_at = excluded.published_at", [job.product, job.major, Jsonb(record)])

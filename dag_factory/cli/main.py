@@ -418,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files or folders (default: the products folder)")
     p.add_argument("--against", metavar="REF",
                    help="also check for breaking contract changes against a git ref of the "
-                        "folder, or 'published' (the newest manifest of each published product);"
+                        "folder, or 'published' (the newest manifest of each published product, "
+                        "or its publish record on a warehouse engine);"
                         " exit 1 on a breaking change without a major version bump")
     p.set_defaults(func=cmd_validate)
 

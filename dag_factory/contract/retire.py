@@ -65,15 +65,11 @@ def plan_retirement(product: str, major: int, specs: dict,
         raise RetireRefused(f"{product} v{major} is still read by {', '.join(readers)}: "
                             f"move them to another major (`major:` on the input) first")
     root = product_root(product, major, data)
-    files = store_for(root).list_files(root) if _listable(root) else []
+    files = store_for(root).list_files(root)  # [] when absent
     if not files:
         raise RetireRefused(f"nothing published at {root}")
     partitions = sum(1 for f in files if _is_manifest(f.relative))  # 0: an interrupted retire
     return RetirePlan(product, major, root, partitions, sum(f.size for f in files))
-
-
-def _listable(root: Location) -> bool:
-    return isinstance(root, S3Path) or root.is_dir()
 
 
 def _is_manifest(relative: str) -> bool:
